@@ -57,18 +57,19 @@ export function parseEndpointUrl(text: string): EndpointSpec {
     return { kind: 'serial', url, path, baudRate, flowControl: flow, autoBaud };
   }
   if (scheme === 'tcp' || scheme === 'tcp-listen' || scheme === 'udp' || scheme === 'udp-listen') {
+    const listening = scheme.endsWith('-listen');
+    // "tcp-listen://:5760" means "the default address": loopback.
+    const hostPort = listening && rest.startsWith(':') ? `127.0.0.1${rest}` : rest;
     let parsed: URL;
     try {
-      parsed = new URL(`http://${rest}`);
+      parsed = new URL(`http://${hostPort}`);
     } catch {
       fail(url, 'cannot parse host:port', `${scheme}://127.0.0.1:14550`);
     }
     if (parsed.pathname !== '/' || parsed.search !== '') fail(url, 'unexpected path or query', `${scheme}://HOST:PORT`);
-    const listening = scheme.endsWith('-listen');
-    let host = parsed.hostname.replace(/^\[|\]$/g, '');
-    if (host === '' || (listening && rest.startsWith(':'))) host = '127.0.0.1';
+    const host = parsed.hostname.replace(/^\[|\]$/g, '');
     if (!listening && (host === '0.0.0.0' || host === '::')) fail(url, 'cannot send to a wildcard address', 'use 127.0.0.1 or the peer address');
-    const portText = /:(\d+)$/.exec(rest.replace(/\/$/, ''))?.[1];
+    const portText = /:(\d+)$/.exec(hostPort.replace(/\/$/, ''))?.[1];
     const port = Number(portText);
     if (portText === undefined || !Number.isInteger(port) || port < 1 || port > 65535) fail(url, 'missing or invalid port', `${scheme}://${host}:14550`);
     return { kind: scheme, url, host, port };
