@@ -1,17 +1,17 @@
 #!/usr/bin/env node
-// Installed builds run compiled JavaScript (dist/); a checkout runs the TypeScript through tsx.
+// A checkout runs the TypeScript sources through tsx (never a stale build); an install
+// (/opt/mavmq: dist/ and production dependencies only) runs the compiled JavaScript.
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const compiled = join(root, 'dist', 'cli', 'main.js');
-if (existsSync(compiled)) {
-  const { runCli } = await import(pathToFileURL(compiled).href);
-  process.exitCode = await runCli(process.argv.slice(2));
-} else {
+const source = join(root, 'src', 'cli', 'run.ts');
+const tsx = join(root, 'node_modules', 'tsx');
+if (existsSync(source) && existsSync(tsx) && process.env.MAVMQ_USE_DIST !== '1') {
   const { register } = await import('tsx/esm/api');
   register();
-  const { runCli } = await import(pathToFileURL(join(root, 'src', 'cli', 'main.ts')).href);
-  process.exitCode = await runCli(process.argv.slice(2));
+  await import(pathToFileURL(source).href);
+} else {
+  await import(pathToFileURL(join(root, 'dist', 'cli', 'run.js')).href);
 }

@@ -16,7 +16,7 @@ export interface RouterPort {
   readonly id: string;
   /** Non-blocking: a slow port drops on its own bounded queue. */
   deliver(frame: Frame): void;
-  readonly filter?: PortFilter;
+  readonly filter?: PortFilter | undefined;
 }
 
 export interface FilterRule {

@@ -3,20 +3,28 @@ import assert from 'node:assert/strict';
 import { parseEndpointUrl } from '../../src/link/endpoint-url.js';
 import { MavmqError, ErrorCodes } from '../../src/errors.js';
 
+function hostOf(url: string): string {
+  const spec = parseEndpointUrl(url);
+  assert.ok(spec.kind !== 'serial');
+  return spec.host;
+}
+
 describe('endpoint URLs', () => {
   test('parses every kind into the union', () => {
     assert.deepEqual(parseEndpointUrl('serial:///dev/ttyAMA0?baud=921600&flow=rtscts'), {
       kind: 'serial', url: 'serial:///dev/ttyAMA0?baud=921600&flow=rtscts', path: '/dev/ttyAMA0', baudRate: 921600, flowControl: 'rtscts', autoBaud: [],
     });
-    assert.deepEqual(parseEndpointUrl('serial:///dev/serial/by-id/usb-ArduPilot_fmuv3-if00?bauds=57600,115200').autoBaud !== undefined, true);
+    const byId = parseEndpointUrl('serial:///dev/serial/by-id/usb-ArduPilot_fmuv3-if00?bauds=57600,115200');
+    assert.ok(byId.kind === 'serial');
+    assert.deepEqual(byId.autoBaud, [57600, 115200]);
     assert.deepEqual(parseEndpointUrl('tcp://127.0.0.1:5760'), { kind: 'tcp', url: 'tcp://127.0.0.1:5760', host: '127.0.0.1', port: 5760 });
     assert.deepEqual(parseEndpointUrl('udp-listen://0.0.0.0:14550'), { kind: 'udp-listen', url: 'udp-listen://0.0.0.0:14550', host: '0.0.0.0', port: 14550 });
-    assert.equal(parseEndpointUrl('udp://[::1]:14550').host, '::1');
+    assert.equal(hostOf('udp://[::1]:14550'), '::1');
   });
 
   test('listening endpoints without a host bind to loopback (secure default)', () => {
-    assert.equal(parseEndpointUrl('tcp-listen://:5760').host, '127.0.0.1');
-    assert.equal(parseEndpointUrl('udp-listen://:14550').host, '127.0.0.1');
+    assert.equal(hostOf('tcp-listen://:5760'), '127.0.0.1');
+    assert.equal(hostOf('udp-listen://:14550'), '127.0.0.1');
   });
 
   test('bad URLs are refused with the reason and a hint', () => {
