@@ -256,3 +256,28 @@ export function describeFrame(bytes: Buffer): Frame {
     checked: true,
   };
 }
+
+/**
+ * Split a body of concatenated complete frames (an authenticated envelope's payload) by their
+ * headers. The AEAD tag already vouches for the bytes, so no CRC pass; a torn tail is reported.
+ */
+export function splitFrames(body: Buffer, onFrame: (frame: Frame) => void): boolean {
+  let i = 0;
+  while (i < body.length) {
+    const total = frameLengthAt(body, i);
+    if (total < 0 || i + total > body.length) return false;
+    onFrame(describeFrame(body.subarray(i, i + total)));
+    i += total;
+  }
+  return true;
+}
+
+/** Length of the frame starting at buf[i], from its header alone; -1 if no frame starts there. */
+export function frameLengthAt(buf: Uint8Array, i: number): number {
+  const magic = buf[i];
+  const len = buf[i + 1];
+  if (len === undefined) return -1;
+  if (magic === MAGIC_V1) return V1_HEADER_LENGTH + len + 2;
+  if (magic === MAGIC_V2) return V2_HEADER_LENGTH + len + 2 + (((buf[i + 2] ?? 0) & INCOMPAT_SIGNED) !== 0 ? SIGNATURE_LENGTH : 0);
+  return -1;
+}

@@ -1,7 +1,7 @@
 import { open, readdir, stat, unlink, mkdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../obs/logger.js';
-import { MAGIC_V1, MAGIC_V2, V1_HEADER_LENGTH, V2_HEADER_LENGTH, INCOMPAT_SIGNED, SIGNATURE_LENGTH } from './framer.js';
+import { frameLengthAt } from './framer.js';
 
 /**
  * Flight recorder: every frame into rotating .tlog files in the format MAVProxy and Mission Planner
@@ -159,16 +159,6 @@ export class TlogWriter {
       this.counters.filesDeleted++;
     }
   }
-}
-
-/** Length of the frame starting at buf[i] from its header alone, or -1. */
-export function frameLengthAt(buf: Uint8Array, i: number): number {
-  const magic = buf[i];
-  const len = buf[i + 1];
-  if (len === undefined) return -1;
-  if (magic === MAGIC_V1) return V1_HEADER_LENGTH + len + 2;
-  if (magic === MAGIC_V2) return V2_HEADER_LENGTH + len + 2 + (((buf[i + 2] ?? 0) & INCOMPAT_SIGNED) !== 0 ? SIGNATURE_LENGTH : 0);
-  return -1;
 }
 
 /** Read a tlog back into (timestampUs, frame) records; stops at a torn tail (power cut). */

@@ -1,0 +1,23 @@
+/**
+ * Daemon-to-daemon control messages inside sealed envelopes (kind "control"). Small JSON, parsed
+ * defensively: an authentic but malformed message is ignored, never thrown.
+ */
+export type ControlMessage =
+  | { type: 'ping'; id: number; sentAtMs: number }
+  | { type: 'pong'; id: number; sentAtMs: number };
+
+export function encodeControl(msg: ControlMessage): Buffer {
+  return Buffer.from(JSON.stringify(msg));
+}
+
+export function decodeControl(body: Buffer): ControlMessage | null {
+  try {
+    const v = JSON.parse(body.toString('utf8')) as Partial<ControlMessage>;
+    if ((v.type === 'ping' || v.type === 'pong') && typeof v.id === 'number' && typeof v.sentAtMs === 'number') {
+      return { type: v.type, id: v.id, sentAtMs: v.sentAtMs };
+    }
+  } catch {
+    // fall through
+  }
+  return null;
+}
