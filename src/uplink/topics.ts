@@ -50,6 +50,11 @@ export class Topics {
     return `${this.prefix}/${vehicleId}/down/${kind}`;
   }
 
+  /** Retained online/offline of one ground gateway instance ("_gateways" cannot clash: it is not an up/down path). */
+  gatewayStatus(gatewayId: string): string {
+    return `${this.prefix}/_gateways/${gatewayId}/status`;
+  }
+
   /** What the air side subscribes to. */
   airSubscriptions(vehicleId: string): string[] {
     return [this.down(vehicleId, 'handshake'), this.down(vehicleId, 'command')];
