@@ -10,6 +10,11 @@ import type { Logger } from '../obs/logger.js';
 import { StatsReporter } from '../obs/stats.js';
 import { LinkBinding, type LinkBindingStats } from './link-binding.js';
 import { Companion, type AutopilotState } from './companion.js';
+import { AirRelay, type AirRelayStats } from './relay-air.js';
+import { readKeyFile } from '../crypto/keys.js';
+import { AirSession } from '../crypto/session.js';
+import type { MqttLink, MqttLinkStats } from '../uplink/mqtt-client.js';
+import { Topics } from '../uplink/topics.js';
 
 /**
  * Air side wiring only: autopilot link + local endpoints -> framer -> router (-> recorder), plus
@@ -27,6 +32,8 @@ export interface AirSnapshot {
   router: RouterStats;
   tlog: TlogStats | null;
   autopilotState: AutopilotState | null;
+  relay: AirRelayStats | null;
+  mqtt: MqttLinkStats | null;
 }
 
 export class AirApp {
@@ -35,6 +42,8 @@ export class AirApp {
   private endpoints: LinkBinding[] = [];
   private tlog: TlogWriter | null = null;
   private companion: Companion | null = null;
+  private relay: AirRelay | null = null;
+  private mqtt: MqttLink | null = null;
   private reporter: StatsReporter<AirSnapshot> | null = null;
   private tickTimer: NodeJS.Timeout | null = null;
   private readonly controller = new AbortController();
@@ -80,6 +89,7 @@ export class AirApp {
       });
     });
     await Promise.all([this.autopilotLink.start(inner), ...this.endpoints.map((e) => e.start(inner))]);
+    if (config.mqtt) await this.startRelay(router, inner);
 
     this.tickTimer = setInterval(() => router.tick(), 1000);
     this.tickTimer.unref();
@@ -90,10 +100,37 @@ export class AirApp {
         autopilot: { connected: s.autopilot.connected, frames: s.autopilot.frames, crcErrors: s.autopilot.crcErrors, lossPercent: s.autopilot.lossPercent, resyncs: s.autopilot.resyncs },
         endpoints: s.endpoints.map((e) => ({ name: e.name, peers: e.peers, frames: e.frames, dropsOut: e.dropsOut })),
         routed: s.router.routed, tlogDropped: s.tlog?.framesDropped ?? 0,
+        ...(s.relay ? { relay: { session: s.relay.sessionId, framesOut: s.relay.framesOut, framesIn: s.relay.framesIn, rejected: s.relay.rejected }, broker: s.mqtt?.connected ?? false } : {}),
       }),
     });
     this.reporter.start(inner);
     log.info({ link: apSpec.url, endpoints: config.endpoints.map((e) => e.url), tlog: config.tlog?.dir ?? null }, 'air side started');
+  }
+
+  /** The encrypted MQTT relay: the key is read (and its permissions checked) before connecting. */
+  private async startRelay(router: Router, signal: AbortSignal): Promise<void> {
+    const { config, deps } = this;
+    const mqttConfig = config.mqtt;
+    if (!mqttConfig || !config.vehicle || !config.keyFile) return; // the schema guarantees all three together
+    const vehicleId = config.vehicle.id;
+    const psk = await readKeyFile(config.keyFile);
+    const topics = new Topics(mqttConfig.topicPrefix);
+    // Loaded only when a broker is configured: a pure router should not carry mqtt.js in memory.
+    const { MqttLink } = await import('../uplink/mqtt-client.js');
+    this.mqtt = new MqttLink({
+      config: mqttConfig, clientId: mqttConfig.clientId ?? `mavmq-air-${vehicleId}`, logger: deps.logger.child({ module: 'mqtt' }),
+      statusTopic: topics.up(vehicleId, 'status'), subscriptions: topics.airSubscriptions(vehicleId),
+    });
+    this.relay = new AirRelay({
+      router, mqtt: this.mqtt, topics, vehicleId, session: new AirSession({ psk, vehicleId }), logger: deps.logger,
+      batching: config.batching,
+      health: () => {
+        const ap = this.autopilotLink?.stats();
+        return { autopilotConnected: ap?.connected ?? false, autopilotFrames: ap?.frames ?? 0, lossPercent: ap?.lossPercent ?? 0, uptimeS: Math.round(process.uptime()) };
+      },
+    });
+    this.relay.start(signal);
+    await this.mqtt.start(signal);
   }
 
   snapshot(): AirSnapshot {
@@ -104,6 +141,8 @@ export class AirApp {
       router: this.router.stats(),
       tlog: this.tlog?.stats() ?? null,
       autopilotState: this.companion?.state() ?? null,
+      relay: this.relay?.stats() ?? null,
+      mqtt: this.mqtt?.stats() ?? null,
     };
   }
 
@@ -112,6 +151,8 @@ export class AirApp {
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.reporter?.stop();
     this.companion?.stop();
+    this.relay?.stop();
+    await this.mqtt?.stop();
     await Promise.all([this.autopilotLink?.stop(), ...this.endpoints.map((e) => e.stop())]);
     await this.tlog?.stop();
   }

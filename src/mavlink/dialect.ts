@@ -1,4 +1,4 @@
-import { minimal, common, ardupilotmega, type MavLinkDataConstructor, type MavLinkData } from 'node-mavlink';
+import { minimal, common, standard, ardupilotmega, type MavLinkDataConstructor, type MavLinkData } from 'node-mavlink';
 
 /**
  * Per-msgid facts the routing path needs, as flat typed arrays (one lookup per frame, no Map).
@@ -69,10 +69,11 @@ class TableDialect implements Dialect {
 }
 
 let ardupilot: Dialect | undefined;
-/** The ardupilotmega dialect (includes common and minimal). Built once on first use; immutable after. */
+/** The ardupilotmega dialect (includes common, standard and minimal). Built once on first use; immutable after. */
 export function ardupilotmegaDialect(): Dialect {
   ardupilot ??= new TableDialect('ardupilotmega', {
     ...(minimal.REGISTRY as Record<number, MavLinkDataConstructor<MavLinkData>>),
+    ...(standard.REGISTRY as Record<number, MavLinkDataConstructor<MavLinkData>>),
     ...(common.REGISTRY as Record<number, MavLinkDataConstructor<MavLinkData>>),
     ...(ardupilotmega.REGISTRY as Record<number, MavLinkDataConstructor<MavLinkData>>),
   });

@@ -57,6 +57,7 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
   private readonly maxOutboxBytes: number;
   private readonly counters = { connects: 0, published: 0, publishErrors: 0, received: 0, outboxDropped: 0, qos0DroppedOffline: 0 };
   private lastError: string | null = null;
+  private stopping: Promise<void> | null = null;
 
   constructor(private readonly opts: MqttLinkOptions) {
     super();
@@ -125,15 +126,24 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
     this.send({ topic, payload, qos, retain });
   }
 
-  async stop(): Promise<void> {
+  /** Idempotent: the abort signal and an explicit stop() share one shutdown. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
     const client = this.client;
-    this.client = null;
     if (!client) return;
     if (client.connected) {
-      // A clean shutdown says so itself; the will covers the unclean ones.
-      await new Promise<void>((resolve) => client.publish(this.opts.statusTopic, 'offline', { qos: 1, retain: true }, () => resolve()));
+      // A clean shutdown says so itself (bounded wait); the will covers the unclean ones.
+      await Promise.race([
+        new Promise<void>((resolve) => client.publish(this.opts.statusTopic, 'offline', { qos: 1, retain: true }, () => resolve())),
+        new Promise<void>((resolve) => setTimeout(resolve, 1000).unref()),
+      ]);
     }
-    await client.endAsync(false).catch(() => undefined);
+    await client.endAsync(true).catch(() => undefined);
+    this.client = null;
   }
 
   stats(): MqttLinkStats {

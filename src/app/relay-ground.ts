@@ -1,0 +1,216 @@
+import type { GroundSessionTable, EnvelopeRejectReason } from '../crypto/session.js';
+import { splitFrames, type Frame } from '../mavlink/framer.js';
+import type { Router, RouterPort } from '../mavlink/router.js';
+import type { Logger } from '../obs/logger.js';
+import { Batcher } from '../uplink/batcher.js';
+import type { MqttLink } from '../uplink/mqtt-client.js';
+import { DOWN_TOPICS, type Topics, type UpTopicKind } from '../uplink/topics.js';
+import { decodeControl, encodeControl } from '../uplink/control.js';
+
+/**
+ * One vehicle as seen by the gateway, as a router port named "vehicle:{id}":
+ *   MQTT up/* -> open -> frames -> router -> GCS endpoints
+ *   GCS frames -> router -> deliver -> batch -> seal -> MQTT down/command (QoS 1)
+ * Link health: online/offline (retained status + traffic), RTT by sealed ping/pong, envelope loss
+ * from counter gaps, rejected envelopes by reason.
+ */
+export interface GroundVehicleOptions {
+  vehicleId: string;
+  router: Router;
+  mqtt: MqttLink;
+  topics: Topics;
+  sessions: GroundSessionTable;
+  logger: Logger;
+  /** GCS traffic is light and interactive: a short window. */
+  batching?: { maxBytes: number; maxDelayMs: number };
+  pingIntervalMs?: number;
+  /** Silence after which the vehicle counts as offline even without a status message. */
+  offlineAfterMs?: number;
+  /** Minimum gap between two REHELLO requests (they are answers to unknown sessions: rate-limit them). */
+  rehelloMinIntervalMs?: number;
+  onFrame?: (frame: Frame) => void;
+}
+
+export interface GroundVehicleStats {
+  vehicleId: string;
+  online: boolean;
+  brokerStatus: string | null;
+  sessionId: string | null;
+  sessions: number;
+  rttMs: number | null;
+  envelopesIn: number;
+  envelopesLost: number;
+  lossPercent: number;
+  framesIn: number;
+  framesOut: number;
+  envelopesOut: number;
+  framesUnsentNoSession: number;
+  rejected: Partial<Record<EnvelopeRejectReason | 'handshake', number>>;
+  lastHealth: Record<string, unknown> | null;
+}
+
+export class GroundVehicle implements RouterPort {
+  readonly id: string;
+  private batcher: Batcher | null = null;
+  private pingTimer: NodeJS.Timeout | null = null;
+  private pingId = 0;
+  private lastRehelloMs = -Infinity;
+  private lastHeardMs = -Infinity;
+  private brokerStatus: string | null = null;
+  private rttMs: number | null = null;
+  private lastHealth: Record<string, unknown> | null = null;
+  /** Envelope-loss accounting per session: highest counter seen and how many arrived. */
+  private loss = { session: '', highest: -1n, received: 0n, lostBefore: 0n };
+  private readonly counters = { sessions: 0, envelopesIn: 0, framesIn: 0, framesOut: 0, envelopesOut: 0, framesUnsentNoSession: 0 };
+  private readonly rejected: Partial<Record<EnvelopeRejectReason | 'handshake', number>> = {};
+  private readonly log: Logger;
+
+  constructor(private readonly opts: GroundVehicleOptions) {
+    this.id = `vehicle:${opts.vehicleId}`;
+    this.log = opts.logger.child({ module: 'gateway', vehicle: opts.vehicleId });
+  }
+
+  start(signal: AbortSignal): void {
+    this.batcher = new Batcher({ ...(this.opts.batching ?? { maxBytes: 1024, maxDelayMs: 5 }), onBatch: (body, n) => this.sendFrames(body, n) });
+    this.opts.router.addPort(this);
+    this.pingTimer = setInterval(() => this.ping(), this.opts.pingIntervalMs ?? 5000);
+    this.pingTimer.unref();
+    signal.addEventListener('abort', () => this.stop(), { once: true });
+  }
+
+  stop(): void {
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = null;
+    this.batcher?.clear();
+    this.opts.router.removePort(this.id);
+  }
+
+  /** From the router: a frame a GCS sent toward the vehicle. */
+  deliver(frame: Frame): void {
+    this.batcher?.add(frame.bytes);
+  }
+
+  /** An MQTT message on one of this vehicle's up topics. */
+  onUp(kind: UpTopicKind, topic: string, payload: Buffer): void {
+    const { sessions, vehicleId, mqtt, topics } = this.opts;
+    if (kind === 'status') {
+      const status = payload.toString('utf8').slice(0, 16);
+      if (status !== this.brokerStatus) this.log.info({ status }, 'vehicle status');
+      this.brokerStatus = status;
+      return;
+    }
+    if (kind === 'hello') {
+      const r = sessions.onHello(payload);
+      if (!r.ok || r.vehicleId !== vehicleId) {
+        this.reject('handshake');
+        this.log.warn({ reason: r.ok ? 'vehicle-mismatch' : r.reason }, 'HELLO rejected');
+        return;
+      }
+      mqtt.publish(topics.down(vehicleId, 'handshake'), r.reply, DOWN_TOPICS.handshake.qos);
+      return;
+    }
+    const r = sessions.open(vehicleId, payload, topic);
+    if (!r.ok) {
+      this.reject(r.reason);
+      if (r.reason === 'unknown-session') this.maybeRehello(payload);
+      return;
+    }
+    this.lastHeardMs = performance.now();
+    this.counters.envelopesIn++;
+    this.trackLoss(r.sessionId, r.counter);
+    if (r.newSession) {
+      this.counters.sessions++;
+      // Commands queued for the old session must not be resent into the new one.
+      this.batcher?.clear();
+      this.log.info({ session: r.sessionId }, 'session established');
+    }
+    if (r.kind === 'frames') {
+      splitFrames(r.body, (frame) => {
+        this.counters.framesIn++;
+        this.opts.router.route(this.id, frame);
+        this.opts.onFrame?.(frame);
+      });
+    } else if (r.kind === 'control') {
+      const m = decodeControl(r.body);
+      if (m?.type === 'pong') this.rttMs = Math.round((performance.now() - m.sentAtMs) * 10) / 10;
+    } else if (r.kind === 'health') {
+      try {
+        this.lastHealth = JSON.parse(r.body.toString('utf8')) as Record<string, unknown>;
+      } catch {
+        this.lastHealth = null;
+      }
+    }
+  }
+
+  stats(): GroundVehicleStats {
+    const expected = this.loss.received + this.lossGap() + this.loss.lostBefore;
+    const lost = this.lossGap() + this.loss.lostBefore;
+    return {
+      vehicleId: this.opts.vehicleId,
+      online: this.online(),
+      brokerStatus: this.brokerStatus,
+      sessionId: this.opts.sessions.sessionId(this.opts.vehicleId),
+      rttMs: this.rttMs,
+      ...this.counters,
+      envelopesLost: Number(lost),
+      lossPercent: expected === 0n ? 0 : Math.round(Number((lost * 10000n) / expected)) / 100,
+      rejected: { ...this.rejected },
+      lastHealth: this.lastHealth,
+    };
+  }
+
+  online(): boolean {
+    return this.brokerStatus !== 'offline' && performance.now() - this.lastHeardMs < (this.opts.offlineAfterMs ?? 10_000);
+  }
+
+  private lossGap(): bigint {
+    const gap = this.loss.highest + 1n - this.loss.received;
+    return gap > 0n ? gap : 0n;
+  }
+
+  private trackLoss(sessionId: string, counter: bigint): void {
+    if (sessionId !== this.loss.session) {
+      this.loss = { session: sessionId, highest: -1n, received: 0n, lostBefore: this.loss.lostBefore + this.lossGap() };
+    }
+    this.loss.received++;
+    if (counter > this.loss.highest) this.loss.highest = counter;
+  }
+
+  private maybeRehello(payload: Buffer): void {
+    const now = performance.now();
+    if (now - this.lastRehelloMs < (this.opts.rehelloMinIntervalMs ?? 2000)) return;
+    this.lastRehelloMs = now;
+    const r = this.opts.sessions.onUnknownSession(this.opts.vehicleId, payload);
+    if (r.ok) {
+      this.log.info('unknown session from vehicle (gateway restarted?): asking it for a new HELLO');
+      this.opts.mqtt.publish(this.opts.topics.down(this.opts.vehicleId, 'handshake'), r.rehello, DOWN_TOPICS.handshake.qos);
+    }
+  }
+
+  private reject(reason: EnvelopeRejectReason | 'handshake'): void {
+    const n = (this.rejected[reason] ?? 0) + 1;
+    this.rejected[reason] = n;
+    // Log the first of each reason and then every 100th: an attack must not flood the journal.
+    if (n === 1 || n % 100 === 0) this.log.warn({ reason, count: n }, 'envelope rejected');
+  }
+
+  private sendFrames(body: Buffer, frames: number): void {
+    const { sessions, vehicleId, mqtt, topics } = this.opts;
+    const topic = topics.down(vehicleId, 'command');
+    const sealed = sessions.seal(vehicleId, 'frames', body, topic);
+    if (!sealed.ok) {
+      this.counters.framesUnsentNoSession += frames;
+      return;
+    }
+    mqtt.publish(topic, sealed.envelope, DOWN_TOPICS.command.qos);
+    this.counters.envelopesOut++;
+    this.counters.framesOut += frames;
+  }
+
+  private ping(): void {
+    const { sessions, vehicleId, mqtt, topics } = this.opts;
+    const topic = topics.down(vehicleId, 'command');
+    const sealed = sessions.seal(vehicleId, 'control', encodeControl({ type: 'ping', id: ++this.pingId, sentAtMs: performance.now() }), topic);
+    if (sealed.ok) mqtt.publish(topic, sealed.envelope, DOWN_TOPICS.command.qos);
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * Plain numeric MAVLink constants for comparisons against decoded fields (node-mavlink types those
+ * as enums, and comparing a number with an enum member trips no-unsafe-enum-comparison).
+ */
+export const MAV_CMD = {
+  NAV_WAYPOINT: 16,
+  NAV_LOITER_UNLIM: 17,
+  NAV_LOITER_TURNS: 18,
+  NAV_LOITER_TIME: 19,
+  NAV_RETURN_TO_LAUNCH: 20,
+  NAV_LAND: 21,
+  NAV_TAKEOFF: 22,
+  NAV_SPLINE_WAYPOINT: 82,
+  NAV_DELAY: 93,
+  DO_SET_MODE: 176,
+  DO_JUMP: 177,
+  DO_CHANGE_SPEED: 178,
+  DO_SET_HOME: 179,
+  DO_REPOSITION: 192,
+  DO_SET_MISSION_CURRENT: 224,
+  PREFLIGHT_REBOOT_SHUTDOWN: 246,
+  MISSION_START: 300,
+  COMPONENT_ARM_DISARM: 400,
+  GET_HOME_POSITION: 410,
+  GET_MESSAGE_INTERVAL: 510,
+  SET_MESSAGE_INTERVAL: 511,
+  REQUEST_MESSAGE: 512,
+  REQUEST_PROTOCOL_VERSION: 519,
+  REQUEST_AUTOPILOT_CAPABILITIES: 520,
+  /** ardupilotmega MAV_CMD_DO_SEND_BANNER */
+  DO_SEND_BANNER: 42428,
+} as const;
+
+export const MAV_FRAME = {
+  GLOBAL: 0,
+  MISSION: 2,
+  GLOBAL_RELATIVE_ALT: 3,
+  GLOBAL_INT: 5,
+  GLOBAL_RELATIVE_ALT_INT: 6,
+  GLOBAL_TERRAIN_ALT: 10,
+  GLOBAL_TERRAIN_ALT_INT: 11,
+} as const;
+
+export const MISSION_TYPE = { MISSION: 0, FENCE: 1, RALLY: 2, ALL: 255 } as const;
