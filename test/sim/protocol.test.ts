@@ -68,15 +68,14 @@ describe('sim protocol', () => {
     assert.equal(plain.stats.crcErrors, 0);
     assert.equal(plain.stats.unknownMsgids, 0);
     assert.ok(plain.stats.frames > 100);
-    // AUTOPILOT_VERSION (148) lives in node-mavlink's `standard` registry, which
-    // ardupilotmegaDialect() does not include: there it passes unchecked (see the sim's report).
+    // AUTOPILOT_VERSION (148) lives in node-mavlink's `standard` registry, which the project's
+    // dialect includes, so the routing framer checks its CRC too.
     const av = g.rx.find((r) => r.name === 'AUTOPILOT_VERSION')!;
     assert.ok(av.frame.checked, 'checked by the sim dialect');
     const checkedByPlain: boolean[] = [];
     const hb = g.rx.find((r) => r.name === 'HEARTBEAT')!;
-    // (The framer holds an unchecked frame until the next start byte confirms where it ends.)
     new Framer(ardupilotmegaDialect()).push(Buffer.concat([av.frame.bytes, hb.frame.bytes]), (f) => checkedByPlain.push(f.checked));
-    assert.deepEqual(checkedByPlain, [false, true]);
+    assert.deepEqual(checkedByPlain, [true, true]);
   });
 
   it('SET_MESSAGE_INTERVAL changes the observed rate; -1 disables, 0 restores the default', () => {
