@@ -1,4 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
+// --max-semi-space-size=1: a small young generation. At telemetry rates the default (16 MB
+// semi-spaces) only inflates RSS on a Pi; `npm run bench` measures both (RSS and CPU per frame drop).
 // A checkout runs the TypeScript sources through tsx (never a stale build); an install
 // (/opt/mavmq: dist/ and production dependencies only) runs the compiled JavaScript.
 import { existsSync } from 'node:fs';

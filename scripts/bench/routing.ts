@@ -26,6 +26,7 @@ export interface RoutingBench {
 }
 
 const CLK_TCK = 100;
+export const MAVMQ_BIN = new URL('../../bin/mavmq.js', import.meta.url).pathname;
 
 async function procCpuTicks(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
@@ -47,7 +48,7 @@ async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Pr
   }
 }
 
-export async function benchRouting(opts: { seconds?: number; framesPerS?: number; entry: string[] }): Promise<RoutingBench> {
+export async function benchRouting(opts: { seconds?: number; framesPerS?: number }): Promise<RoutingBench> {
   const seconds = opts.seconds ?? 10;
   const rate = opts.framesPerS ?? 2400;
   const dir = await mkdtemp(join(tmpdir(), 'mavmq-bench-'));
@@ -66,7 +67,8 @@ export async function benchRouting(opts: { seconds?: number; framesPerS?: number
     let warmReceived = 0;
     udp.on('message', (msg) => framer.push(msg, (f) => { if (f.sysid === 2) received++; else warmReceived++; }));
 
-    router = spawn(process.execPath, [...opts.entry, 'air', '--link', `serial://${b}?baud=921600`, '--endpoint', `udp://127.0.0.1:${port}`, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    // Launched exactly as installs run it: bin/mavmq.js (its shebang's node flags) on compiled JS.
+    router = spawn(MAVMQ_BIN, ['air', '--link', `serial://${b}?baud=921600`, '--endpoint', `udp://127.0.0.1:${port}`, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, MAVMQ_USE_DIST: '1' } });
     const pid = router.pid as number;
     const fh = await open(a, 'r+');
     // Warm up until frames flow end to end (the router has opened the pty and the JIT is warm).

@@ -4,11 +4,10 @@ import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { checkConfigFile, loadAirConfig, loadGroundConfig } from '../config/loader.js';
 import { createTransport } from '../link/index.js';
-import { AirApp } from '../app/air.js';
-import { GroundGateway } from '../app/ground.js';
-import { Demo } from '../app/demo.js';
-import { SimAutopilot } from '../sim/index.js';
-import { generateKey, writeKeyFile, pskFingerprint } from '../crypto/index.js';
+import { generateKey, writeKeyFile } from '../crypto/keys.js';
+import { pskFingerprint } from '../crypto/hkdf.js';
+// Daemons are imported when their command runs: each process carries only the code it uses
+// (RSS on a Pi matters: mqtt.js, the simulator and the gateway are not needed by a pure router).
 
 export interface CliIo {
   out: (s: string) => void;
@@ -107,6 +106,7 @@ const airCommand: Command = {
     }
     const config = await loadAirConfig({ ...(file ? { file } : {}), overrides, appendEndpoints: strs(args, 'endpoint'), env: io.env });
     const logger = io.makeLogger(config.log.level);
+    const { AirApp } = await import('../app/air.js');
     return runDaemon(io, new AirApp(config, { logger, createTransport }), logger);
   },
 };
@@ -169,6 +169,7 @@ const groundCommand: Command = {
     }
     const config = await loadGroundConfig({ ...(file ? { file } : {}), overrides });
     const logger = io.makeLogger(config.log.level);
+    const { GroundGateway } = await import('../app/ground.js');
     return runDaemon(io, new GroundGateway(config, { logger, createTransport }), logger);
   },
 };
@@ -223,6 +224,7 @@ const simCommand: Command = {
     const gpsDelayMs = num(args, 'gps-delay-ms');
     const paramsFile = str(args, 'params-file');
     const logger = io.makeLogger(str(args, 'log-level'));
+    const { SimAutopilot } = await import('../sim/index.js');
     const sim = new SimAutopilot({
       link, logger, transportFactory: createTransport,
       sim: { ...(sysid !== undefined ? { sysid } : {}), ...(speedup !== undefined ? { speedup } : {}), ...(gpsDelayMs !== undefined ? { gpsDelayMs } : {}), ...(paramsFile !== undefined ? { paramsFile } : {}) },
@@ -247,6 +249,7 @@ const demoCommand: Command = {
   run: async (args, io) => {
     const logger = io.makeLogger(str(args, 'log-level') ?? 'info');
     const broker = str(args, 'broker');
+    const { Demo } = await import('../app/demo.js');
     const demo = new Demo({
       logger, createTransport, out: io.out,
       gcsUdpPort: num(args, 'gcs-udp-port') ?? 14550, gcsTcpPort: num(args, 'gcs-tcp-port') ?? 5760,
