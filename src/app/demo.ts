@@ -106,7 +106,7 @@ export class Demo {
       `  autopilot link : ${airLink}`,
       `  broker         : ${brokerUrl}${this.broker ? ' (in-process aedes)' : ''}`,
       'Point a ground station at the gateway:',
-      `  QGroundControl / Mission Planner: UDP, it listens on 127.0.0.1:${opts.gcsUdpPort} (the default) and the gateway sends there`,
+      `  QGroundControl / Mission Planner: the gateway sends to UDP 127.0.0.1:${opts.gcsUdpPort}${opts.gcsUdpPort === 14550 ? ' (their default: nothing to set)' : ''}`,
       `  MAVProxy: mavproxy.py --master=tcp:127.0.0.1:${opts.gcsTcpPort}`,
       `  pymavlink: mavutil.mavlink_connection('tcp:127.0.0.1:${opts.gcsTcpPort}')`,
       'Ctrl-C stops everything.',
