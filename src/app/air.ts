@@ -1,6 +1,8 @@
 import type { AirConfig } from '../config/schema.js';
 import { parseEndpointUrl } from '../link/endpoint-url.js';
 import type { TransportFactory } from '../link/transport.js';
+import { SerialTransport } from '../link/serial.js';
+import { AutoBaud } from '../link/auto-baud.js';
 import { ardupilotmegaDialect, type Dialect } from '../mavlink/dialect.js';
 import { Codec } from '../mavlink/codec.js';
 import { Router, type RouterStats } from '../mavlink/router.js';
@@ -76,8 +78,9 @@ export class AirApp {
     this.companion.start(inner);
 
     const apSpec = parseEndpointUrl(config.link.url);
+    const apTransport = deps.createTransport(apSpec, { logger: deps.logger });
     this.autopilotLink = new LinkBinding({
-      name: 'autopilot', router, dialect, transport: deps.createTransport(apSpec, { logger: deps.logger }),
+      name: 'autopilot', router, dialect, transport: apTransport,
       logger: deps.logger.child({ module: 'link', url: apSpec.url }), ...(onFrame ? { onFrame } : {}),
     });
     this.endpoints = config.endpoints.map((ep, i) => {
@@ -89,6 +92,10 @@ export class AirApp {
       });
     });
     await Promise.all([this.autopilotLink.start(inner), ...this.endpoints.map((e) => e.start(inner))]);
+    if (apSpec.kind === 'serial' && apSpec.autoBaud.length > 0 && apTransport instanceof SerialTransport) {
+      const link = this.autopilotLink;
+      new AutoBaud({ port: apTransport, rates: apSpec.autoBaud, validFrames: () => link.stats().frames, logger: log }).start(inner);
+    }
     if (config.mqtt) await this.startRelay(router, inner);
 
     this.tickTimer = setInterval(() => router.tick(), 1000);
