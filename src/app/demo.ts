@@ -13,6 +13,7 @@ import { SimAutopilot } from '../sim/index.js';
 import { AirApp } from './air.js';
 import { GroundGateway } from './ground.js';
 import { MavmqError, ErrorCodes } from '../errors.js';
+import { freeTcpPort } from '../link/free-port.js';
 
 /**
  * `npm start`: the whole chain on one machine with embedded defaults —
@@ -78,7 +79,7 @@ export class Demo {
       simLink = `serial://${a}?baud=921600`;
       airLink = `serial://${b}?baud=921600`;
     } else {
-      const port = await freePort();
+      const port = await freeTcpPort();
       simLink = `tcp-listen://127.0.0.1:${port}`;
       airLink = `tcp://127.0.0.1:${port}`;
     }
@@ -122,15 +123,4 @@ export class Demo {
     this.socat?.kill('SIGTERM');
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }

@@ -51,6 +51,11 @@ export interface SeqState {
   lost: number;
 }
 
+const CHECKED = 1;
+const UNCHECKED = 0;
+const INVALID = -1;
+const NEED_MORE = -2;
+
 /** Beyond this many tracked sources, new sources are not tracked (bounded memory under spoofed ids). */
 const MAX_TRACKED_SOURCES = 1024;
 
@@ -139,31 +144,9 @@ export class Framer {
     const total = V2_HEADER_LENGTH + len + 2 + (signed ? SIGNATURE_LENGTH : 0);
     if (end - i < total) return 0;
     const msgid = (buf[i + 7] as number) | ((buf[i + 8] as number) << 8) | ((buf[i + 9] as number) << 16);
-    const extra = this.dialect.crcExtra(msgid);
-    const crcAt = i + V2_HEADER_LENGTH + len;
-    const rx = (buf[crcAt] as number) | ((buf[crcAt + 1] as number) << 8);
-    let checked = true;
-    if (extra >= 0) {
-      if (len > this.dialect.maxPayloadLength(msgid)) {
-        this.stats.badLengths++;
-        return -1;
-      }
-      const crc = crc16Byte(crc16(buf, i + 1, crcAt), extra);
-      if (crc !== rx) {
-        this.stats.crcErrors++;
-        return -1;
-      }
-    } else {
-      // Unknown msgid: the CRC cannot be checked. Accept it only once the next byte confirms that
-      // a frame ends here (it is a start byte); until that byte arrives, hold it. This keeps
-      // garbage from swallowing real frames while other dialects still pass byte-exact.
-      const after = i + total;
-      if (after >= end) return 0;
-      if (buf[after] !== MAGIC_V2 && buf[after] !== MAGIC_V1) return -1;
-      checked = false;
-      this.stats.unknownMsgids++;
-    }
-    this.emit(buf, i, total, 2, msgid, buf[i + 5] as number, buf[i + 6] as number, buf[i + 4] as number, V2_HEADER_LENGTH, len, signed, checked, onFrame);
+    const checked = this.verify(buf, i, end, total, msgid, len, i + V2_HEADER_LENGTH + len);
+    if (checked < 0) return checked === NEED_MORE ? 0 : -1;
+    this.emit(buf, i, total, 2, msgid, buf[i + 5] as number, buf[i + 6] as number, buf[i + 4] as number, V2_HEADER_LENGTH, len, signed, checked === CHECKED, onFrame);
     return total;
   }
 
@@ -173,29 +156,37 @@ export class Framer {
     const total = V1_HEADER_LENGTH + len + 2;
     if (end - i < total) return 0;
     const msgid = buf[i + 5] as number;
+    const checked = this.verify(buf, i, end, total, msgid, len, i + V1_HEADER_LENGTH + len);
+    if (checked < 0) return checked === NEED_MORE ? 0 : -1;
+    this.emit(buf, i, total, 1, msgid, buf[i + 3] as number, buf[i + 4] as number, buf[i + 2] as number, V1_HEADER_LENGTH, len, false, checked === CHECKED, onFrame);
+    return total;
+  }
+
+  /**
+   * CRC and length check of a complete frame at i (v1 and v2 alike). CHECKED / UNCHECKED (unknown
+   * msgid, accepted only once the next byte confirms that a frame ends here: it is a start byte;
+   * until that byte arrives it is held, so garbage cannot swallow real frames while other
+   * dialects still pass byte-exact), INVALID, or NEED_MORE.
+   */
+  private verify(buf: Buffer, i: number, end: number, total: number, msgid: number, len: number, crcAt: number): number {
     const extra = this.dialect.crcExtra(msgid);
-    const crcAt = i + V1_HEADER_LENGTH + len;
-    const rx = (buf[crcAt] as number) | ((buf[crcAt + 1] as number) << 8);
-    let checked = true;
     if (extra >= 0) {
       if (len > this.dialect.maxPayloadLength(msgid)) {
         this.stats.badLengths++;
-        return -1;
+        return INVALID;
       }
-      const crc = crc16Byte(crc16(buf, i + 1, crcAt), extra);
-      if (crc !== rx) {
+      const rx = (buf[crcAt] as number) | ((buf[crcAt + 1] as number) << 8);
+      if (crc16Byte(crc16(buf, i + 1, crcAt), extra) !== rx) {
         this.stats.crcErrors++;
-        return -1;
+        return INVALID;
       }
-    } else {
-      const after = i + total;
-      if (after >= end) return 0;
-      if (buf[after] !== MAGIC_V2 && buf[after] !== MAGIC_V1) return -1;
-      checked = false;
-      this.stats.unknownMsgids++;
+      return CHECKED;
     }
-    this.emit(buf, i, total, 1, msgid, buf[i + 3] as number, buf[i + 4] as number, buf[i + 2] as number, V1_HEADER_LENGTH, len, false, checked, onFrame);
-    return total;
+    const after = i + total;
+    if (after >= end) return NEED_MORE;
+    if (buf[after] !== MAGIC_V2 && buf[after] !== MAGIC_V1) return INVALID;
+    this.stats.unknownMsgids++;
+    return UNCHECKED;
   }
 
   private emit(

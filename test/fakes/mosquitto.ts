@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, writeFile, rm } from 'node:fs/promises';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,16 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
  * A real mosquitto broker on 127.0.0.1 and a free port, for tests. It can be stopped and started
  * again on the same port (broker restart scenarios).
  */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freeTcpPort as freePort } from '../../src/link/free-port.js';
+import { freeTcpPort as freePort } from '../../src/link/free-port.js';
 
 async function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
