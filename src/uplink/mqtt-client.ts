@@ -23,6 +23,8 @@ export interface MqttLinkOptions {
   statusTopic: string;
   subscriptions: string[];
   maxOutboxBytes?: number;
+  /** Bytes waiting in the socket beyond which QoS 0 telemetry is dropped (slow link). */
+  maxSocketBacklogBytes?: number;
 }
 
 export interface MqttLinkStats {
@@ -34,6 +36,7 @@ export interface MqttLinkStats {
   outboxBytes: number;
   outboxDropped: number;
   qos0DroppedOffline: number;
+  qos0DroppedBacklog: number;
   lastError: string | null;
 }
 
@@ -55,13 +58,15 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
   private readonly outbox: Queued[] = [];
   private outboxBytes = 0;
   private readonly maxOutboxBytes: number;
-  private readonly counters = { connects: 0, published: 0, publishErrors: 0, received: 0, outboxDropped: 0, qos0DroppedOffline: 0 };
+  private readonly counters = { connects: 0, published: 0, publishErrors: 0, received: 0, outboxDropped: 0, qos0DroppedOffline: 0, qos0DroppedBacklog: 0 };
+  private readonly maxSocketBacklogBytes: number;
   private lastError: string | null = null;
   private stopping: Promise<void> | null = null;
 
   constructor(private readonly opts: MqttLinkOptions) {
     super();
     this.maxOutboxBytes = opts.maxOutboxBytes ?? 4 * 1024 * 1024;
+    this.maxSocketBacklogBytes = opts.maxSocketBacklogBytes ?? 256 * 1024;
   }
 
   start(signal: AbortSignal): Promise<void> {
@@ -121,6 +126,12 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
         return;
       }
       this.enqueue({ topic, payload, qos, retain });
+      return;
+    }
+    // A connected but slow link (poor cellular) backs up in the socket: telemetry beyond the cap is
+    // dropped here rather than queued without bound (QoS 1 still goes; the broker paces it).
+    if (qos === 0 && (this.client?.stream?.writableLength ?? 0) > this.maxSocketBacklogBytes) {
+      this.counters.qos0DroppedBacklog++;
       return;
     }
     this.send({ topic, payload, qos, retain });
