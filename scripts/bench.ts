@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { benchFramer } from './bench/framer.js';
 import { benchRouting } from './bench/routing.js';
+import { benchStartup } from './bench/startup.js';
 
 interface Row {
   what: string;
@@ -52,6 +53,13 @@ if (want('routing')) {
   row('CPU per frame (us)', fmt(r.cpuUsPerFrame, 1), '< 20 us (mavlink-router: 34-60 us here)', r.cpuUsPerFrame < 20);
   row('CPU (% of one core)', fmt(r.cpuPercentOfCore, 1), '< 5%', r.cpuPercentOfCore < 5);
   row('peak RSS (MB)', fmt(r.peakRssMb, 1), '< 80 MB', r.peakRssMb < 80);
+}
+
+if (want('startup')) {
+  console.log('\nStartup of the compiled air side (autopilot already streaming):');
+  const s = await benchStartup();
+  row('spawn -> first frame relayed (ms, median of 5)', fmt(s.firstFrameMs), '< 1,500 ms', s.firstFrameMs < 1500);
+  row('RSS at idle (MB)', fmt(s.idleRssMb, 1));
 }
 
 const missed = rows.filter((r) => r.met === false);
