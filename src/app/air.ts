@@ -10,6 +10,7 @@ import { TlogWriter, type TlogStats } from '../mavlink/tlog.js';
 import type { Frame } from '../mavlink/framer.js';
 import type { Logger } from '../obs/logger.js';
 import { StatsReporter } from '../obs/stats.js';
+import type { MetricsExtras } from '../obs/metrics.js';
 import { LinkBinding, type LinkBindingStats } from './link-binding.js';
 import { Companion, type AutopilotState } from './companion.js';
 import { AirRelay, type AirRelayStats } from './relay-air.js';
@@ -151,6 +152,11 @@ export class AirApp {
       relay: this.relay?.stats() ?? null,
       mqtt: this.mqtt?.stats() ?? null,
     };
+  }
+
+  /** Figures for /metrics and `mavmq status` beyond the snapshot (policy verdicts, spool). */
+  extras(): MetricsExtras {
+    return {};
   }
 
   async stop(): Promise<void> {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { GroundConfig } from '../config/schema.js';
-import { readKeyFile, type SecretKey } from '../crypto/keys.js';
+import { KeyRing } from '../crypto/keys.js';
 import { GroundSessionTable } from '../crypto/session.js';
 import { parseEndpointUrl } from '../link/endpoint-url.js';
 import type { TransportFactory } from '../link/transport.js';
@@ -61,9 +61,14 @@ export class GroundGateway {
     const inner = this.controller.signal;
     const log = deps.logger.child({ module: 'ground' });
     // Keys are read (and their permissions checked) before anything connects.
-    const keys = new Map<string, SecretKey>();
-    for (const v of config.fleet) keys.set(v.id, await readKeyFile(v.keyFile));
-    const sessions = new GroundSessionTable({ lookupPsk: (id) => keys.get(id) });
+    // A ring holds the current key and, during a rotation's overlap, the previous one.
+    const rings = new Map<string, KeyRing>();
+    for (const v of config.fleet) {
+      const ring = await KeyRing.load(v.keyFile);
+      rings.set(v.id, ring);
+      if (ring.inOverlap) log.info({ vehicle: v.id }, 'key rotation in progress: the previous key is accepted until it expires');
+    }
+    const sessions = new GroundSessionTable({ lookupPsk: (id) => rings.get(id)?.candidates() });
     const topics = new Topics(config.mqtt.topicPrefix);
     const gatewayId = deps.gatewayId ?? `${hostname()}-${randomBytes(3).toString('hex')}`;
     const mqtt = new MqttLink({

@@ -6,6 +6,8 @@ import { checkConfigFile, loadAirConfig, loadGroundConfig } from '../config/load
 import { createTransport } from '../link/index.js';
 import { generateKey, writeKeyFile } from '../crypto/keys.js';
 import { pskFingerprint } from '../crypto/hkdf.js';
+import { OPS_COMMANDS, DaemonOps } from './ops.js';
+import { HTTP_OPTION } from '../obs/health-server.js';
 // Daemons are imported when their command runs: each process carries only the code it uses
 // (RSS on a Pi matters: mqtt.js, the simulator and the gateway are not needed by a pure router).
 
@@ -54,16 +56,31 @@ export function num(args: ParsedArgs, name: string): number | undefined {
   return n;
 }
 
-/** Run a daemon until SIGINT/SIGTERM, then stop it cleanly. */
-export async function runDaemon(io: CliIo, app: { start(s: AbortSignal): Promise<void>; stop(): Promise<void> }, log: Logger): Promise<number> {
+/**
+ * Run a daemon until SIGINT/SIGTERM, then stop it cleanly. With `ops`: the health/metrics listener
+ * opens first (a taken port fails before the autopilot link is touched), systemd hears READY=1 and
+ * watchdog pings while healthy, and STOPPING=1 on the way out.
+ */
+export async function runDaemon(io: CliIo, app: { start(s: AbortSignal): Promise<void>; stop(): Promise<void> }, log: Logger, ops?: DaemonOps): Promise<number> {
   const controller = new AbortController();
   const stopped = io.untilSignal(controller);
-  await app.start(controller.signal);
+  await ops?.listen();
+  try {
+    await app.start(controller.signal);
+  } catch (err) {
+    await ops?.stop();
+    await app.stop().catch(() => undefined);
+    throw err;
+  }
+  ops?.started(controller.signal);
   await stopped;
   log.info('stopping');
+  await ops?.stop();
   await app.stop();
   return ExitCodes.OK;
 }
+
+const VERSION = '0.1.0';
 
 const airCommand: Command = {
   name: 'air',
@@ -78,6 +95,7 @@ const airCommand: Command = {
     vehicle: { type: 'string', help: 'vehicle id: one MQTT topic level, bound into every envelope (env MAVMQ_VEHICLE_ID)' },
     key: { type: 'string', help: 'the vehicle key file from `mavmq keys new` (mode 0600; env MAVMQ_KEY_FILE)' },
     'mqtt-version': { type: 'string', help: '5 (default) or 4 for MQTT 3.1.1 brokers' },
+    http: HTTP_OPTION,
     'log-level': { type: 'string', help: 'fatal|error|warn|info|debug|trace' },
   },
   examples: [
@@ -107,7 +125,9 @@ const airCommand: Command = {
     const config = await loadAirConfig({ ...(file ? { file } : {}), overrides, appendEndpoints: strs(args, 'endpoint'), env: io.env });
     const logger = io.makeLogger(config.log.level);
     const { AirApp } = await import('../app/air.js');
-    return runDaemon(io, new AirApp(config, { logger, createTransport }), logger);
+    const app = new AirApp(config, { logger, createTransport });
+    const ops = new DaemonOps({ role: 'air', http: str(args, 'http'), snapshot: () => app.snapshot(), extras: () => app.extras(), logger, env: io.env, version: VERSION });
+    return runDaemon(io, app, logger, ops);
   },
 };
 
@@ -148,6 +168,7 @@ const groundCommand: Command = {
     gcs: { type: 'string', multiple: true, help: 'GCS endpoint URL (one vehicle) or ID=URL, repeatable' },
     'tlog-dir': { type: 'string', help: 'record each vehicle\'s frames into rotating .tlog files here' },
     'mqtt-version': { type: 'string', help: '5 (default) or 4 for MQTT 3.1.1 brokers' },
+    http: HTTP_OPTION,
     'log-level': { type: 'string', help: 'fatal|error|warn|info|debug|trace' },
   },
   examples: [
@@ -170,7 +191,9 @@ const groundCommand: Command = {
     const config = await loadGroundConfig({ ...(file ? { file } : {}), overrides });
     const logger = io.makeLogger(config.log.level);
     const { GroundGateway } = await import('../app/ground.js');
-    return runDaemon(io, new GroundGateway(config, { logger, createTransport }), logger);
+    const app = new GroundGateway(config, { logger, createTransport });
+    const ops = new DaemonOps({ role: 'ground', http: str(args, 'http'), snapshot: () => app.snapshot(), logger, env: io.env, version: VERSION });
+    return runDaemon(io, app, logger, ops);
   },
 };
 
@@ -274,4 +297,4 @@ const configCheckCommand: Command = {
   },
 };
 
-export const COMMANDS: Command[] = [airCommand, groundCommand, simCommand, demoCommand, keysNewCommand, configCheckCommand];
+export const COMMANDS: Command[] = [airCommand, groundCommand, simCommand, demoCommand, keysNewCommand, configCheckCommand, ...OPS_COMMANDS];

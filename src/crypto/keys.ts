@@ -254,3 +254,204 @@ export async function readKeyFile(path: string): Promise<SecretKey> {
     await handle.close().catch(() => undefined);
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Key rotation (docs/OPERATIONS.md "Key rotation")
+//
+// `mavmq keys rotate` replaces ID.key with a new key and keeps the old one as ID.key.prev, with
+// an expiry, in the same directory:
+//
+//     mavmq-psk-v1 <43 characters>\n
+//     expires <ISO-8601 UTC time>\n
+//
+// Two lines, so a .prev file can never be mistaken for a current key (readKeyFile refuses a
+// second line), and the expiry cannot get separated from the key it belongs to. Only the gateway
+// reads .prev files: during the overlap it accepts HELLOs under either key, so vehicles can be
+// re-keyed one at a time. The expiry is wall-clock time on the GATEWAY, which has a clock; the
+// protocol itself still never depends on time (docs/PROTOCOL.md §1).
+
+export const PREVIOUS_KEY_SUFFIX = '.prev';
+
+/** The key a rotation replaced, and until when (ms since the epoch) the gateway still accepts it. */
+export interface PreviousKey {
+  key: SecretKey;
+  expiresAtMs: number;
+}
+
+export function previousKeyPath(keyPath: string): string {
+  return `${keyPath}${PREVIOUS_KEY_SUFFIX}`;
+}
+
+export function formatPreviousKeyFile(prev: PreviousKey): string {
+  if (!Number.isFinite(prev.expiresAtMs)) throw new MavmqError(ErrorCodes.CRYPTO, 'previous key: expiry must be a finite time');
+  return `${formatKeyFile(prev.key)}expires ${new Date(prev.expiresAtMs).toISOString()}\n`;
+}
+
+const EXPIRES_RE = /^expires (\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?Z)$/;
+
+/** Parses a .prev file; like parseKeyFile, errors never quote the content. */
+export function parsePreviousKeyFile(text: string, pathForErrors = '<key.prev>'): PreviousKey {
+  const lines = text.replace(/\r?\n$/, '').split(/\r?\n/);
+  const [keyLine, expiresLine] = lines;
+  if (lines.length !== 2 || keyLine === undefined || expiresLine === undefined) {
+    const message = `expected two lines: "${KEY_FILE_TAG} <43 base64url characters>" and "expires <ISO-8601 UTC time>"`;
+    throw new MavmqError(ErrorCodes.KEY_FILE, `${pathForErrors}: ${message}`, { problems: [{ path: pathForErrors, message, hint: 'a .prev file is written by `mavmq keys rotate`; delete it to stop accepting the old key' }] });
+  }
+  const key = parseKeyFile(keyLine, pathForErrors);
+  const m = EXPIRES_RE.exec(expiresLine);
+  const expiresAtMs = m?.[1] === undefined ? NaN : Date.parse(m[1]);
+  if (!Number.isFinite(expiresAtMs)) {
+    key.wipe();
+    const message = 'second line must be "expires <ISO-8601 UTC time>", e.g. "expires 2030-01-31T12:00:00.000Z"';
+    throw new MavmqError(ErrorCodes.KEY_FILE, `${pathForErrors}: ${message}`, { problems: [{ path: pathForErrors, message }] });
+  }
+  return { key, expiresAtMs };
+}
+
+/** Reads ID.key.prev next to a key file: null when there is none. Same permission rules as readKeyFile. */
+export async function readPreviousKeyFile(keyPath: string): Promise<PreviousKey | null> {
+  const path = previousKeyPath(keyPath);
+  let text: string;
+  try {
+    text = await readSecretText(path);
+  } catch (err) {
+    if (err instanceof MavmqError && err.code === ErrorCodes.KEY_FILE && errnoCode(err.cause) === 'ENOENT') return null;
+    throw err;
+  }
+  return parsePreviousKeyFile(text, path);
+}
+
+/** readKeyFile's open + mode check + bounded read, returning the text (for the .prev format). */
+async function readSecretText(path: string): Promise<string> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  } catch (err) {
+    throw keyFileError(path, `cannot open key file: ${errnoCode(err) ?? String(err)}`, err);
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) throw keyFileError(path, 'key file is not a regular file', undefined);
+    if ((st.mode & 0o077) !== 0) {
+      const message = `key file is accessible by group/others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); it must be 0600`;
+      throw new MavmqError(ErrorCodes.KEY_PERMISSIONS, `${path}: ${message}`, { problems: [{ path, message, hint: `chmod 600 ${path}` }] });
+    }
+    const buf = Buffer.alloc(KEY_FILE_MAX_BYTES + 1);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+    if (bytesRead > KEY_FILE_MAX_BYTES) throw keyFileError(path, 'key file is too large to be a key file', undefined);
+    const text = buf.toString('utf8', 0, bytesRead);
+    buf.fill(0);
+    return text;
+  } catch (err) {
+    if (err instanceof MavmqError) throw err;
+    throw keyFileError(path, `cannot read key file: ${errnoCode(err) ?? String(err)}`, err);
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+/**
+ * A vehicle's keys as the gateway holds them: the current one and, during a rotation's overlap,
+ * the previous one. `candidates()` is what GroundSessionTable's lookupPsk returns: the current
+ * key first, then the previous one while it has not expired (checked at every call, so an
+ * expiry takes effect without a restart).
+ */
+export class KeyRing {
+  readonly current: SecretKey;
+  readonly previous: PreviousKey | null;
+  readonly #now: () => number;
+
+  constructor(current: SecretKey, previous: PreviousKey | null = null, now: () => number = Date.now) {
+    this.current = current;
+    this.previous = previous;
+    this.#now = now;
+  }
+
+  /** Reads KEYFILE and, if present, KEYFILE.prev (an expired .prev is loaded but never offered). */
+  static async load(keyPath: string, now: () => number = Date.now): Promise<KeyRing> {
+    const current = await readKeyFile(keyPath);
+    const previous = await readPreviousKeyFile(keyPath);
+    return new KeyRing(current, previous, now);
+  }
+
+  /** True while the previous key is still accepted. */
+  get inOverlap(): boolean {
+    return this.previous !== null && this.#now() < this.previous.expiresAtMs && !this.previous.key.equals(this.current);
+  }
+
+  candidates(): SecretKey[] {
+    return this.inOverlap && this.previous !== null ? [this.current, this.previous.key] : [this.current];
+  }
+
+  toJSON(): string {
+    return REDACTED;
+  }
+
+  [inspect.custom](): string {
+    return `KeyRing(${REDACTED}${this.previous ? `, previous expires ${new Date(this.previous.expiresAtMs).toISOString()}` : ''})`;
+  }
+}
+
+export interface RotateKeyFileOptions {
+  /** How long the gateway keeps accepting the old key. */
+  overlapMs: number;
+  now?: () => number;
+  randomBytes?: RandomBytesFn;
+  /** Rotate even though an earlier rotation's previous key has not expired yet (that key then stops working). */
+  force?: boolean;
+}
+
+export interface RotateResult {
+  current: SecretKey;
+  previous: PreviousKey;
+  keyPath: string;
+  previousPath: string;
+}
+
+/**
+ * Rotates KEYFILE: the old key goes to KEYFILE.prev (with the expiry) first, then the new key
+ * replaces KEYFILE; both writes are atomic and 0600. A crash between the two leaves the old key in
+ * both files, which is harmless, and running the command again completes the rotation.
+ */
+export async function rotateKeyFile(keyPath: string, opts: RotateKeyFileOptions): Promise<RotateResult> {
+  if (!(opts.overlapMs >= 0) || !Number.isFinite(opts.overlapMs)) throw new MavmqError(ErrorCodes.USAGE, 'overlap must be a finite number of hours >= 0');
+  const now = (opts.now ?? Date.now)();
+  const old = await readKeyFile(keyPath);
+  const existing = await readPreviousKeyFile(keyPath);
+  if (existing !== null && existing.expiresAtMs > now && !existing.key.equals(old) && opts.force !== true) {
+    const message = `a previous rotation is still in its overlap (until ${new Date(existing.expiresAtMs).toISOString()}); rotating again would cut off vehicles that still use that key`;
+    throw new MavmqError(ErrorCodes.KEY_FILE, `${previousKeyPath(keyPath)}: ${message}`, {
+      problems: [{ path: previousKeyPath(keyPath), message, hint: 'wait for the expiry, or pass --force if every vehicle already has the current key' }],
+    });
+  }
+  existing?.key.wipe();
+  const previous: PreviousKey = { key: old, expiresAtMs: now + opts.overlapMs };
+  await writeSecretFile(previousKeyPath(keyPath), formatPreviousKeyFile(previous), opts.randomBytes ?? defaultRandomBytes);
+  const current = generateKey(opts.randomBytes);
+  await writeKeyFile(keyPath, current, { force: true, ...(opts.randomBytes ? { randomBytes: opts.randomBytes } : {}) });
+  return { current, previous, keyPath, previousPath: previousKeyPath(keyPath) };
+}
+
+/** Atomic 0600 replace (temp + fsync + rename + directory fsync), for the .prev format. */
+async function writeSecretFile(path: string, contents: string, rnd: RandomBytesFn): Promise<void> {
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.${Buffer.from(rnd(6)).toString('hex')}.tmp`);
+  let handle: FileHandle | undefined;
+  let placed = false;
+  try {
+    handle = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+    await handle.chmod(0o600);
+    await handle.writeFile(contents, 'utf8');
+    await handle.sync();
+    await handle.close();
+    handle = undefined;
+    await rename(tmp, path);
+    placed = true;
+    await syncDir(dir);
+  } catch (err) {
+    throw keyFileError(path, `cannot write key file: ${errnoCode(err) ?? String(err)}`, err);
+  } finally {
+    await handle?.close().catch(() => undefined);
+    if (!placed) await unlink(tmp).catch(() => undefined);
+  }
+}

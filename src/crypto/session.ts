@@ -8,7 +8,7 @@
  */
 import { deriveHandshakeKeys, deriveSessionKeys, type HandshakeKeys } from './hkdf.js';
 import { decodeHandshake, encodeHello, encodeRehello, encodeReply, verifyHandshakeMac, type HandshakeDecodeReason } from './handshake.js';
-import { defaultRandomBytes, type RandomBytesFn, type SecretKey } from './keys.js';
+import { defaultRandomBytes, SecretKey, type RandomBytesFn } from './keys.js';
 import { ReplayWindow, REPLAY_WINDOW_BITS } from './replay-window.js';
 import {
   decodeHeader,
@@ -345,9 +345,19 @@ export class AirSession {
 // ---------------------------------------------------------------------------------------------
 // Ground side
 
+/**
+ * What lookupPsk returns: the vehicle's PSK, or during a key rotation's overlap its candidate PSKs
+ * (current first, then the previous one: see KeyRing.candidates()), or undefined / an empty list
+ * if the vehicle is not provisioned.
+ */
+export type PskLookupResult = SecretKey | readonly SecretKey[] | undefined;
+
 export interface GroundSessionTableOptions {
-  /** The vehicle's PSK, or undefined if the vehicle is not provisioned. Called on handshake messages only. */
-  lookupPsk: (vehicleId: string) => SecretKey | undefined;
+  /**
+   * The vehicle's PSK(s). Called on handshake messages only (never per envelope), so it may
+   * consult a clock, e.g. to drop a rotated-out key at its expiry.
+   */
+  lookupPsk: (vehicleId: string) => PskLookupResult;
   randomBytes?: RandomBytesFn;
   limits?: SessionLimits;
   /** Unconfirmed sessions kept per vehicle (oldest evicted). Default 4. */
@@ -371,12 +381,21 @@ interface PendingSession {
   airRandom: Buffer;
   reply: Buffer;
   state: SessionState;
+  /** The PSK whose HELLO MAC verified: the session's keys derive from it. */
+  psk: SecretKey;
 }
 
 interface VehicleState {
   current: SessionState | null;
+  /** The PSK the current session derives from (REHELLOs for it are MAC'd with this one). */
+  currentPsk: SecretKey | null;
   /** Oldest first. */
   pending: PendingSession[];
+}
+
+function candidatesOf(r: PskLookupResult): readonly SecretKey[] {
+  if (r === undefined) return [];
+  return r instanceof SecretKey ? [r] : r;
 }
 
 /**
@@ -387,11 +406,17 @@ interface VehicleState {
  * reboot) knows no session; the caller answers 'unknown-session' with onUnknownSession().
  */
 export class GroundSessionTable {
-  readonly #lookupPsk: (vehicleId: string) => SecretKey | undefined;
+  readonly #lookupPsk: (vehicleId: string) => PskLookupResult;
   readonly #rnd: RandomBytesFn;
   readonly #limits: ResolvedLimits;
   readonly #maxPending: number;
   readonly #vehicles = new Map<string, VehicleState>();
+  /**
+   * Per provisioned vehicle with several candidate PSKs and no session here: which candidate the
+   * next REHELLO is MAC'd with (round robin; the air ignores REHELLOs under a key it lacks).
+   * Bounded by the fleet: entries exist only for vehicles lookupPsk knows.
+   */
+  readonly #rehelloTurn = new Map<string, number>();
 
   constructor(opts: GroundSessionTableOptions) {
     this.#lookupPsk = opts.lookupPsk;
@@ -414,18 +439,37 @@ export class GroundSessionTable {
     return this.#vehicles.get(vehicleId)?.current?.stats() ?? null;
   }
 
-  /** Drops all state of a vehicle (e.g. its PSK was rotated or revoked). */
+  /** Drops all state of a vehicle (e.g. its PSK was revoked: sessions derived from it must end now, not at the next rekey). */
   forget(vehicleId: string): void {
     const v = this.#vehicles.get(vehicleId);
     if (!v) return;
     v.current?.wipe();
     for (const p of v.pending) p.state.wipe();
     this.#vehicles.delete(vehicleId);
+    this.#rehelloTurn.delete(vehicleId);
   }
 
-  #handshakeKeys(vehicleId: string): HandshakeKeys | null {
-    const psk = this.#lookupPsk(vehicleId);
-    return psk === undefined ? null : deriveHandshakeKeys(psk, vehicleId);
+  /**
+   * The PSK a REHELLO to this vehicle is MAC'd with: the one its current session derives from if
+   * it is still provisioned, else (no session here, e.g. after a gateway restart during a key
+   * rotation) the candidates in turn, one per call, so an air holding either key gets one within
+   * two rate-limited attempts.
+   */
+  #rehelloPsk(vehicleId: string): SecretKey | null {
+    const candidates = candidatesOf(this.#lookupPsk(vehicleId));
+    if (candidates.length === 0) return null;
+    const known = this.#vehicles.get(vehicleId)?.currentPsk;
+    if (known) {
+      const same = candidates.find((c) => c.equals(known));
+      if (same) return same;
+    }
+    if (candidates.length === 1) {
+      this.#rehelloTurn.delete(vehicleId);
+      return candidates[0] ?? null;
+    }
+    const turn = this.#rehelloTurn.get(vehicleId) ?? 0;
+    this.#rehelloTurn.set(vehicleId, turn + 1);
+    return candidates[turn % candidates.length] ?? null;
   }
 
   onHello(bytes: Uint8Array): HelloResult {
@@ -433,14 +477,25 @@ export class GroundSessionTable {
     if (!d.ok) return d;
     const m = d.message;
     if (m.type !== 'hello') return { ok: false, reason: 'bad-type' };
-    const psk = this.#lookupPsk(m.vehicleId);
-    if (psk === undefined) return { ok: false, reason: 'unknown-vehicle' };
-    const keys = deriveHandshakeKeys(psk, m.vehicleId);
-    if (!verifyHandshakeMac(keys, m)) return { ok: false, reason: 'auth-failed' };
+    const candidates = candidatesOf(this.#lookupPsk(m.vehicleId));
+    if (candidates.length === 0) return { ok: false, reason: 'unknown-vehicle' };
+    // During a key rotation's overlap the vehicle may hold either key: the one whose MAC verifies
+    // is the one the session derives from (and the REPLY is MAC'd with).
+    let psk: SecretKey | undefined;
+    let keys: HandshakeKeys | undefined;
+    for (const c of candidates) {
+      const k = deriveHandshakeKeys(c, m.vehicleId);
+      if (verifyHandshakeMac(k, m)) {
+        psk = c;
+        keys = k;
+        break;
+      }
+    }
+    if (psk === undefined || keys === undefined) return { ok: false, reason: 'auth-failed' };
 
     let v = this.#vehicles.get(m.vehicleId);
     if (!v) {
-      v = { current: null, pending: [] };
+      v = { current: null, currentPsk: null, pending: [] };
       this.#vehicles.set(m.vehicleId, v);
     }
     // Same HELLO again (MQTT QoS 1 duplicate, or the air resending after REHELLO): same REPLY.
@@ -454,6 +509,7 @@ export class GroundSessionTable {
       airRandom: Buffer.from(m.airRandom),
       reply: encodeReply(keys, m.vehicleId, groundRandom, m.airRandom),
       state: new SessionState(k.sessionId, k.down, k.up, 'down', this.#limits.replayWindowBits),
+      psk,
     };
     v.pending.push(p);
     while (v.pending.length > this.#maxPending) v.pending.shift()?.state.wipe();
@@ -475,6 +531,8 @@ export class GroundSessionTable {
     // Key confirmation: only the holder of the PSK and this REPLY could have produced that tag.
     v.current?.wipe();
     v.current = pending.state;
+    v.currentPsk = pending.psk;
+    this.#rehelloTurn.delete(vehicleId);
     v.pending.splice(i, 1);
     for (const other of v.pending) other.state.wipe();
     v.pending = [];
@@ -512,8 +570,8 @@ export class GroundSessionTable {
 
   #rehello(vehicleId: string, sessionId: Buffer): RehelloRequestResult {
     if (!isValidVehicleId(vehicleId)) return { ok: false, reason: 'bad-vehicle-id' };
-    const keys = this.#handshakeKeys(vehicleId);
-    if (keys === null) return { ok: false, reason: 'unknown-vehicle' };
-    return { ok: true, rehello: encodeRehello(keys, vehicleId, randomOf(this.#rnd, RANDOM_BYTES), sessionId) };
+    const psk = this.#rehelloPsk(vehicleId);
+    if (psk === null) return { ok: false, reason: 'unknown-vehicle' };
+    return { ok: true, rehello: encodeRehello(deriveHandshakeKeys(psk, vehicleId), vehicleId, randomOf(this.#rnd, RANDOM_BYTES), sessionId) };
   }
 }
