@@ -45,6 +45,8 @@ export interface GroundVehicleStats {
   framesOut: number;
   envelopesOut: number;
   framesUnsentNoSession: number;
+  /** GCS frames dropped because the broker was unreachable (never queued for later). */
+  framesDroppedOffline: number;
   rejected: Partial<Record<EnvelopeRejectReason | 'handshake', number>>;
   lastHealth: Record<string, unknown> | null;
 }
@@ -61,7 +63,7 @@ export class GroundVehicle implements RouterPort {
   private lastHealth: Record<string, unknown> | null = null;
   /** Envelope-loss accounting per session: highest counter seen and how many arrived. */
   private loss = { session: '', highest: -1n, received: 0n, lostBefore: 0n };
-  private readonly counters = { sessions: 0, envelopesIn: 0, framesIn: 0, framesOut: 0, envelopesOut: 0, framesUnsentNoSession: 0 };
+  private readonly counters = { sessions: 0, envelopesIn: 0, framesIn: 0, framesOut: 0, envelopesOut: 0, framesUnsentNoSession: 0, framesDroppedOffline: 0 };
   private readonly rejected: Partial<Record<EnvelopeRejectReason | 'handshake', number>> = {};
   private readonly log: Logger;
 
@@ -196,6 +198,12 @@ export class GroundVehicle implements RouterPort {
 
   private sendFrames(body: Buffer, frames: number): void {
     const { sessions, vehicleId, mqtt, topics } = this.opts;
+    // Never store-and-forward ground-station traffic: a GCS retries on its own, and commands held
+    // through a broker outage would all run, late, when it returns (same session: the air accepts them).
+    if (!mqtt.connected) {
+      this.counters.framesDroppedOffline += frames;
+      return;
+    }
     const topic = topics.down(vehicleId, 'command');
     const sealed = sessions.seal(vehicleId, 'frames', body, topic);
     if (!sealed.ok) {
