@@ -18,6 +18,10 @@ import { readKeyFile } from '../crypto/keys.js';
 import { AirSession } from '../crypto/session.js';
 import type { MqttLink, MqttLinkStats } from '../uplink/mqtt-client.js';
 import { Topics } from '../uplink/topics.js';
+import { AuditLog, loadPolicy, PolicyEngine, type PolicyStats } from '../policy/index.js';
+
+/** Feature flag for tests: frames from the ground pass the command policy (test/policy/relay-policy.test.ts). */
+export const POLICY_WIRED = true;
 
 /**
  * Air side wiring only: autopilot link + local endpoints -> framer -> router (-> recorder), plus
@@ -37,6 +41,7 @@ export interface AirSnapshot {
   autopilotState: AutopilotState | null;
   relay: AirRelayStats | null;
   mqtt: MqttLinkStats | null;
+  policy: PolicyStats | null;
 }
 
 export class AirApp {
@@ -47,6 +52,8 @@ export class AirApp {
   private companion: Companion | null = null;
   private relay: AirRelay | null = null;
   private mqtt: MqttLink | null = null;
+  private policy: PolicyEngine | null = null;
+  private audit: AuditLog | null = null;
   private reporter: StatsReporter<AirSnapshot> | null = null;
   private tickTimer: NodeJS.Timeout | null = null;
   private readonly controller = new AbortController();
@@ -69,6 +76,14 @@ export class AirApp {
     }
     const tlog = this.tlog;
     const onFrame = tlog ? (f: Frame) => tlog.write(f.bytes) : undefined;
+    if (config.mqtt && config.policy.enabled) await this.startPolicy(codec);
+    else if (config.mqtt) log.warn('command policy DISABLED (policy.enabled: false): frames from the ground reach the autopilot unchecked');
+    const policy = this.policy;
+    // The autopilot's own telemetry feeds the policy's vehicle state (armed, in air, mode, params).
+    const onAutopilotFrame = policy || onFrame ? (f: Frame) => {
+      policy?.observe(f);
+      onFrame?.(f);
+    } : undefined;
 
     this.companion = new Companion({
       router, codec, logger: deps.logger.child({ module: 'companion' }),
@@ -82,7 +97,7 @@ export class AirApp {
     const apTransport = deps.createTransport(apSpec, { logger: deps.logger });
     this.autopilotLink = new LinkBinding({
       name: 'autopilot', router, dialect, transport: apTransport,
-      logger: deps.logger.child({ module: 'link', url: apSpec.url }), ...(onFrame ? { onFrame } : {}),
+      logger: deps.logger.child({ module: 'link', url: apSpec.url }), ...(onAutopilotFrame ? { onFrame: onAutopilotFrame } : {}),
     });
     this.endpoints = config.endpoints.map((ep, i) => {
       const spec = parseEndpointUrl(ep.url);
@@ -115,6 +130,34 @@ export class AirApp {
     log.info({ link: apSpec.url, endpoints: config.endpoints.map((e) => e.url), tlog: config.tlog?.dir ?? null }, 'air side started');
   }
 
+  /** The command policy: loaded (and its audit log opened) before any frame from the ground can arrive. */
+  private async startPolicy(codec: Codec): Promise<void> {
+    const { config, deps } = this;
+    const log = deps.logger.child({ module: 'policy' });
+    const policy = await loadPolicy(config.policy.file);
+    if (config.policy.audit) {
+      const a = config.policy.audit;
+      this.audit = new AuditLog({
+        file: a.file, maxBytes: a.maxBytes, fsyncIntervalMs: a.fsyncIntervalMs, includeRoutine: a.includeRoutine,
+        onError: (err) => log.warn({ err: err.message }, 'policy audit log write failed'),
+      });
+      await this.audit.start();
+    }
+    const audit = this.audit;
+    this.policy = new PolicyEngine({
+      policy, codec, companionCompid: config.companion.compid,
+      ...(config.policy.dryRun !== undefined ? { dryRun: config.policy.dryRun } : {}),
+      sessionId: () => this.relay?.stats().sessionId ?? null,
+      onVerdict: (v) => {
+        if (v.verdict !== 'allow') log.warn({ rule: v.rule, reason: v.reason, frame: v.frame, dryRun: v.dryRun }, v.dryRun ? 'policy would refuse (dry run)' : 'policy refused');
+        else if (v.rewritten) log.info({ rule: v.rule, frame: v.frame }, 'policy rewrote');
+        else if (!v.routine) log.debug({ rule: v.rule, frame: v.frame }, 'policy allowed');
+        audit?.write(v);
+      },
+    });
+    log.info({ file: config.policy.file ?? '(built-in default)', rules: policy.rules.length, dryRun: this.policy.dryRun, audit: config.policy.audit?.file ?? null }, 'command policy loaded');
+  }
+
   /** The encrypted MQTT relay: the key is read (and its permissions checked) before connecting. */
   private async startRelay(router: Router, signal: AbortSignal): Promise<void> {
     const { config, deps } = this;
@@ -132,6 +175,7 @@ export class AirApp {
     this.relay = new AirRelay({
       router, mqtt: this.mqtt, topics, vehicleId, session: new AirSession({ psk, vehicleId }), logger: deps.logger,
       batching: config.batching,
+      ...(this.policy ? { admit: (f: Frame) => (this.policy as PolicyEngine).check(f) } : {}),
       health: () => {
         const ap = this.autopilotLink?.stats();
         return { autopilotConnected: ap?.connected ?? false, autopilotFrames: ap?.frames ?? 0, lossPercent: ap?.lossPercent ?? 0, uptimeS: Math.round(process.uptime()) };
@@ -151,12 +195,14 @@ export class AirApp {
       autopilotState: this.companion?.state() ?? null,
       relay: this.relay?.stats() ?? null,
       mqtt: this.mqtt?.stats() ?? null,
+      policy: this.policy?.stats() ?? null,
     };
   }
 
   /** Figures for /metrics and `mavmq status` beyond the snapshot (policy verdicts, spool). */
   extras(): MetricsExtras {
-    return {};
+    const p = this.policy?.stats();
+    return { policy: p ? { allow: p.allow, deny: p.deny, confirm: p.confirm, rewritten: p.rewritten } : null };
   }
 
   async stop(): Promise<void> {
@@ -168,5 +214,6 @@ export class AirApp {
     await this.mqtt?.stop();
     await Promise.all([this.autopilotLink?.stop(), ...this.endpoints.map((e) => e.stop())]);
     await this.tlog?.stop();
+    await this.audit?.stop();
   }
 }

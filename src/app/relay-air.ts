@@ -1,5 +1,6 @@
 import type { AirSession, EnvelopeRejectReason } from '../crypto/session.js';
-import { splitFrames, type Frame } from '../mavlink/framer.js';
+import { describeFrame, splitFrames, type Frame } from '../mavlink/framer.js';
+import type { Verdict } from '../policy/engine.js';
 import type { Router, RouterPort } from '../mavlink/router.js';
 import type { Logger } from '../obs/logger.js';
 import { Batcher } from '../uplink/batcher.js';
@@ -25,7 +26,7 @@ export interface AirRelayOptions {
   batching: { maxBytes: number; maxDelayMs: number };
   helloRetryMs?: number;
   /** Gate for frames from the ground before they reach the router (the command policy). */
-  admit?: (frame: Frame) => boolean;
+  admit?: (frame: Frame) => Verdict;
   health?: () => Record<string, unknown>;
   healthIntervalMs?: number;
 }
@@ -169,11 +170,18 @@ export class AirRelay implements RouterPort {
       const admit = this.opts.admit;
       const whole = splitFrames(r.body, (frame) => {
         this.counters.framesIn++;
-        if (admit && !admit(frame)) {
-          this.counters.framesRefused++;
+        if (!admit) {
+          this.opts.router.route(this.id, frame);
           return;
         }
-        this.opts.router.route(this.id, frame);
+        const v = admit(frame);
+        if (v.action === 'allow') {
+          this.opts.router.route(this.id, v.frame); // possibly rewritten (stream-rate cap)
+          return;
+        }
+        this.counters.framesRefused++;
+        // The answers (COMMAND_ACK, PARAM_VALUE, FTP NAK, STATUSTEXT) go back to the ground only.
+        for (const bytes of v.replies) this.deliver(describeFrame(bytes));
       });
       if (!whole) this.log.warn('authentic envelope with a torn frame list (sender bug)');
     } else if (r.kind === 'control') {

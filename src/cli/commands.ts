@@ -6,6 +6,7 @@ import { checkConfigFile, loadAirConfig, loadGroundConfig } from '../config/load
 import { createTransport } from '../link/index.js';
 import { generateKey, writeKeyFile } from '../crypto/keys.js';
 import { pskFingerprint } from '../crypto/hkdf.js';
+import { policyCheckCommand } from '../policy/cli.js';
 import { OPS_COMMANDS, DaemonOps } from './ops.js';
 import { HTTP_OPTION } from '../obs/health-server.js';
 // Daemons are imported when their command runs: each process carries only the code it uses
@@ -297,4 +298,4 @@ const configCheckCommand: Command = {
   },
 };
 
-export const COMMANDS: Command[] = [airCommand, groundCommand, simCommand, demoCommand, keysNewCommand, configCheckCommand, ...OPS_COMMANDS];
+export const COMMANDS: Command[] = [airCommand, groundCommand, simCommand, demoCommand, keysNewCommand, configCheckCommand, policyCheckCommand, ...OPS_COMMANDS];

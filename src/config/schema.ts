@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseEndpointUrl } from '../link/endpoint-url.js';
 import { MavmqError } from '../errors.js';
+import { airPolicyConfigSchema } from '../policy/config.js';
 
 /**
  * The one source of the configuration's types, defaults and validation (zod: it reports every
@@ -98,6 +99,8 @@ export const airConfigSchema = z.strictObject({
   mqtt: mqttSchema.optional(),
   keyFile: z.string().optional(),
   batching: batchingSchema,
+  /** Command-safety policy for frames from the ground (on by default; see config/policy.yaml). */
+  policy: airPolicyConfigSchema,
 }).superRefine((c, ctx) => {
   if (c.mqtt !== undefined) {
     if (c.vehicle === undefined) ctx.addIssue({ code: 'custom', path: ['vehicle'], message: 'required when mqtt is set (the vehicle id is a topic level and part of the crypto binding)' });
