@@ -239,7 +239,9 @@ chmod 0750 "$ETC" "$STATE"
 chmod 0700 "$ETC/keys"
 for unit in "${UNITS[@]}"; do
   case "$unit" in
-    mavmq-air.service) install_config "$SRC/config/air.example.yaml" "$ETC/air.yaml" 0640 ;;
+    mavmq-air.service)
+      install_config "$SRC/config/air.example.yaml" "$ETC/air.yaml" 0640
+      install_config "$SRC/config/policy.yaml" "$ETC/policy.yaml" 0640 ;;
     mavmq-ground.service) install_config "$SRC/config/ground.example.yaml" "$ETC/ground.yaml" 0640 ;;
   esac
 done
