@@ -18,6 +18,9 @@ import { readKeyFile } from '../crypto/keys.js';
 import { AirSession } from '../crypto/session.js';
 import type { MqttLink, MqttLinkStats } from '../uplink/mqtt-client.js';
 import { Topics } from '../uplink/topics.js';
+import { createLinkBudget } from '../uplink/budget.js';
+import type { Spool, SpoolStats } from '../uplink/spool.js';
+import { CommandResponder } from '../mavlink/responder.js';
 import { AuditLog, loadPolicy, PolicyEngine, type PolicyStats } from '../policy/index.js';
 
 /** Feature flag for tests: frames from the ground pass the command policy (test/policy/relay-policy.test.ts). */
@@ -42,6 +45,7 @@ export interface AirSnapshot {
   relay: AirRelayStats | null;
   mqtt: MqttLinkStats | null;
   policy: PolicyStats | null;
+  spool: SpoolStats | null;
 }
 
 export class AirApp {
@@ -52,6 +56,7 @@ export class AirApp {
   private companion: Companion | null = null;
   private relay: AirRelay | null = null;
   private mqtt: MqttLink | null = null;
+  private spool: Spool | null = null;
   private policy: PolicyEngine | null = null;
   private audit: AuditLog | null = null;
   private reporter: StatsReporter<AirSnapshot> | null = null;
@@ -89,6 +94,7 @@ export class AirApp {
       router, codec, logger: deps.logger.child({ module: 'companion' }),
       heartbeat: config.companion.heartbeat, compid: config.companion.compid,
       heartbeatIntervalMs: config.companion.heartbeatIntervalMs, messageRatesHz: config.companion.messageRatesHz,
+      ...(onFrame ? { onSend: onFrame } : {}),
       ...(config.companion.sysid !== undefined ? { sysid: config.companion.sysid } : {}),
     });
     this.companion.start(inner);
@@ -112,7 +118,7 @@ export class AirApp {
       const link = this.autopilotLink;
       new AutoBaud({ port: apTransport, rates: apSpec.autoBaud, validFrames: () => link.stats().frames, logger: log }).start(inner);
     }
-    if (config.mqtt) await this.startRelay(router, inner);
+    if (config.mqtt) await this.startRelay(router, codec, inner);
 
     this.tickTimer = setInterval(() => router.tick(), 1000);
     this.tickTimer.unref();
@@ -159,7 +165,7 @@ export class AirApp {
   }
 
   /** The encrypted MQTT relay: the key is read (and its permissions checked) before connecting. */
-  private async startRelay(router: Router, signal: AbortSignal): Promise<void> {
+  private async startRelay(router: Router, codec: Codec, signal: AbortSignal): Promise<void> {
     const { config, deps } = this;
     const mqttConfig = config.mqtt;
     if (!mqttConfig || !config.vehicle || !config.keyFile) return; // the schema guarantees all three together
@@ -172,9 +178,17 @@ export class AirApp {
       config: mqttConfig, clientId: mqttConfig.clientId ?? `mavmq-air-${vehicleId}`, logger: deps.logger.child({ module: 'mqtt' }),
       statusTopic: topics.up(vehicleId, 'status'), subscriptions: topics.airSubscriptions(vehicleId),
     });
+    const log = deps.logger.child({ module: 'relay' });
+    const budget = createLinkBudget(config.budget);
+    for (const w of budget.stats().warnings) log.warn(w);
+    if (config.spool) {
+      const { Spool } = await import('../uplink/spool.js');
+      this.spool = await Spool.open({ ...config.spool, logger: deps.logger.child({ module: 'spool' }) });
+    }
     this.relay = new AirRelay({
       router, mqtt: this.mqtt, topics, vehicleId, session: new AirSession({ psk, vehicleId }), logger: deps.logger,
-      batching: config.batching,
+      batching: config.batching, budget, commandTtlMs: config.commandTtlMs, responder: new CommandResponder(codec),
+      ...(this.spool ? { spool: this.spool } : {}),
       ...(this.policy ? { admit: (f: Frame) => (this.policy as PolicyEngine).check(f) } : {}),
       health: () => {
         const ap = this.autopilotLink?.stats();
@@ -196,13 +210,24 @@ export class AirApp {
       relay: this.relay?.stats() ?? null,
       mqtt: this.mqtt?.stats() ?? null,
       policy: this.policy?.stats() ?? null,
+      spool: this.spool?.stats() ?? null,
     };
+  }
+
+  /** Make what the recorder holds durable now (tests, and before a planned power-off). */
+  async flushRecorders(): Promise<void> {
+    await this.tlog?.flush();
+    await this.spool?.flush();
   }
 
   /** Figures for /metrics and `mavmq status` beyond the snapshot (policy verdicts, spool). */
   extras(): MetricsExtras {
     const p = this.policy?.stats();
-    return { policy: p ? { allow: p.allow, deny: p.deny, confirm: p.confirm, rewritten: p.rewritten } : null };
+    const sp = this.spool?.stats();
+    return {
+      policy: p ? { allow: p.allow, deny: p.deny, confirm: p.confirm, rewritten: p.rewritten } : null,
+      spool: sp ? { bytes: sp.bytes, messages: sp.records } : null,
+    };
   }
 
   async stop(): Promise<void> {
@@ -212,6 +237,7 @@ export class AirApp {
     this.companion?.stop();
     this.relay?.stop();
     await this.mqtt?.stop();
+    await this.spool?.close();
     await Promise.all([this.autopilotLink?.stop(), ...this.endpoints.map((e) => e.stop())]);
     await this.tlog?.stop();
     await this.audit?.stop();

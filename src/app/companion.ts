@@ -19,6 +19,8 @@ export interface CompanionOptions {
   heartbeatIntervalMs: number;
   /** Message name -> Hz. */
   messageRatesHz: Record<string, number>;
+  /** Every frame the companion itself sends (the flight recorder keeps them too). */
+  onSend?: (frame: Frame) => void;
   /** How long to wait for a COMMAND_ACK to SET_MESSAGE_INTERVAL before falling back to REQUEST_DATA_STREAM. */
   ackTimeoutMs?: number;
 }
@@ -95,7 +97,9 @@ export class Companion implements RouterPort {
   }
 
   private inject(bytes: Buffer): void {
-    this.opts.router.route(this.id, describeFrame(bytes));
+    const frame = describeFrame(bytes);
+    this.opts.router.route(this.id, frame);
+    this.opts.onSend?.(frame);
   }
 
   private sendHeartbeat(): void {

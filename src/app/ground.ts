@@ -7,6 +7,8 @@ import { parseEndpointUrl } from '../link/endpoint-url.js';
 import type { TransportFactory } from '../link/transport.js';
 import { ardupilotmegaDialect } from '../mavlink/dialect.js';
 import { Router, type RouterStats } from '../mavlink/router.js';
+import { Codec } from '../mavlink/codec.js';
+import { CommandResponder } from '../mavlink/responder.js';
 import { TlogWriter, type TlogStats } from '../mavlink/tlog.js';
 import type { Logger } from '../obs/logger.js';
 import { StatsReporter } from '../obs/stats.js';
@@ -44,6 +46,7 @@ interface VehicleRuntime {
   router: Router;
   gcs: LinkBinding[];
   tlog: TlogWriter | null;
+  historyTlog: TlogWriter | null;
 }
 
 export class GroundGateway {
@@ -77,6 +80,7 @@ export class GroundGateway {
     });
     this.mqtt = mqtt;
     const dialect = ardupilotmegaDialect();
+    const responder = new CommandResponder(new Codec(dialect));
 
     for (const v of config.fleet) {
       const router = new Router(dialect);
@@ -86,9 +90,27 @@ export class GroundGateway {
         await tlog.start(inner);
       }
       const recorder = tlog;
+      // Spooled history lands in its own files: interleaving old timestamps into the live tlog
+      // would make it run backwards for playback tools.
+      let historyTlog: TlogWriter | null = null;
+      let historyTsUs = 0n;
+      if (v.tlog) {
+        historyTlog = new TlogWriter({ ...v.tlog, prefix: `${v.id}-history-`, logger: deps.logger.child({ module: 'tlog', vehicle: v.id }), nowUs: () => historyTsUs });
+        await historyTlog.start(inner);
+      }
+      const history = historyTlog;
       const relay = new GroundVehicle({
-        vehicleId: v.id, router, mqtt, topics, sessions, logger: deps.logger,
+        vehicleId: v.id, router, mqtt, topics, sessions, logger: deps.logger, responder,
         ...(recorder ? { onFrame: (f) => recorder.write(f.bytes) } : {}),
+        ...(history ? {
+          recordHistory: async (frames) => {
+            for (const f of frames) {
+              historyTsUs = f.timestampUs;
+              history.write(f.frame);
+            }
+            await history.flush();
+          },
+        } : {}),
       });
       relay.start(inner);
       const gcs = v.gcs.map((ep, i) => {
@@ -99,7 +121,7 @@ export class GroundGateway {
           ...(recorder ? { onFrame: (f) => recorder.write(f.bytes) } : {}),
         });
       });
-      this.vehicles.set(v.id, { relay, router, gcs, tlog });
+      this.vehicles.set(v.id, { relay, router, gcs, tlog, historyTlog });
       await Promise.all(gcs.map((g) => g.start(inner)));
     }
 
@@ -128,6 +150,14 @@ export class GroundGateway {
     log.info({ broker: config.mqtt.url, vehicles: config.fleet.map((v) => ({ id: v.id, gcs: v.gcs.map((g) => g.url) })) }, 'ground gateway started');
   }
 
+  /** Make what the recorders hold durable now (tests, and before a planned shutdown). */
+  async flushRecorders(): Promise<void> {
+    for (const v of this.vehicles.values()) {
+      await v.tlog?.flush();
+      await v.historyTlog?.flush();
+    }
+  }
+
   snapshot(): GroundSnapshot {
     if (!this.mqtt) throw new Error('GroundGateway not started');
     return {
@@ -145,6 +175,9 @@ export class GroundGateway {
     for (const v of this.vehicles.values()) v.relay.stop();
     await Promise.all([...this.vehicles.values()].flatMap((v) => v.gcs.map((g) => g.stop())));
     await this.mqtt?.stop();
-    for (const v of this.vehicles.values()) await v.tlog?.stop();
+    for (const v of this.vehicles.values()) {
+      await v.tlog?.stop();
+      await v.historyTlog?.stop();
+    }
   }
 }

@@ -1,11 +1,13 @@
 import type { GroundSessionTable, EnvelopeRejectReason } from '../crypto/session.js';
-import { splitFrames, type Frame } from '../mavlink/framer.js';
+import { describeFrame, splitFrames, type Frame } from '../mavlink/framer.js';
 import type { Router, RouterPort } from '../mavlink/router.js';
 import type { Logger } from '../obs/logger.js';
 import { Batcher } from '../uplink/batcher.js';
 import type { MqttLink } from '../uplink/mqtt-client.js';
 import { DOWN_TOPICS, type Topics, type UpTopicKind } from '../uplink/topics.js';
 import { decodeControl, encodeControl } from '../uplink/control.js';
+import { HistoryReceiver, type HistoryFrame } from '../uplink/spool-history.js';
+import { CommandResponder, MAV_RESULT_TEMPORARILY_REJECTED } from '../mavlink/responder.js';
 
 /**
  * One vehicle as seen by the gateway, as a router port named "vehicle:{id}":
@@ -29,6 +31,13 @@ export interface GroundVehicleOptions {
   /** Minimum gap between two REHELLO requests (they are answers to unknown sessions: rate-limit them). */
   rehelloMinIntervalMs?: number;
   onFrame?: (frame: Frame) => void;
+  /** Answers GCS commands the gateway cannot forward (broker down). */
+  responder?: CommandResponder;
+  /**
+   * Where a vehicle's spooled history goes (its ground tlog), in order. Resolves once durable: only
+   * then is the history acknowledged to the vehicle. Without it history is acknowledged and dropped.
+   */
+  recordHistory?: (frames: HistoryFrame[]) => Promise<void>;
 }
 
 export interface GroundVehicleStats {
@@ -47,6 +56,7 @@ export interface GroundVehicleStats {
   framesUnsentNoSession: number;
   /** GCS frames dropped because the broker was unreachable (never queued for later). */
   framesDroppedOffline: number;
+  history: ReturnType<HistoryReceiver['stats']>;
   rejected: Partial<Record<EnvelopeRejectReason | 'handshake', number>>;
   lastHealth: Record<string, unknown> | null;
 }
@@ -65,6 +75,9 @@ export class GroundVehicle implements RouterPort {
   private loss = { session: '', highest: -1n, received: 0n, lostBefore: 0n };
   private readonly counters = { sessions: 0, envelopesIn: 0, framesIn: 0, framesOut: 0, envelopesOut: 0, framesUnsentNoSession: 0, framesDroppedOffline: 0 };
   private readonly rejected: Partial<Record<EnvelopeRejectReason | 'handshake', number>> = {};
+  private readonly history = new HistoryReceiver();
+  /** History bodies are recorded one at a time, in arrival order. */
+  private historyChain: Promise<void> = Promise.resolve();
   private readonly log: Logger;
 
   constructor(private readonly opts: GroundVehicleOptions) {
@@ -125,6 +138,12 @@ export class GroundVehicle implements RouterPort {
       // Commands queued for the old session must not be resent into the new one.
       this.batcher?.clear();
       this.log.info({ session: r.sessionId }, 'session established');
+      // The vehicle times our command batches against our pings: give it a basis at once.
+      this.ping();
+    }
+    if (kind === 'history') {
+      if (r.kind === 'history') this.onHistory(r.body);
+      return; // history is recorded, never routed to live ground stations
     }
     if (r.kind === 'frames') {
       splitFrames(r.body, (frame) => {
@@ -154,6 +173,7 @@ export class GroundVehicle implements RouterPort {
       sessionId: this.opts.sessions.sessionId(this.opts.vehicleId),
       rttMs: this.rttMs,
       ...this.counters,
+      history: this.history.stats(),
       envelopesLost: Number(lost),
       lossPercent: expected === 0n ? 0 : Math.round(Number((lost * 10000n) / expected)) / 100,
       rejected: { ...this.rejected },
@@ -196,18 +216,47 @@ export class GroundVehicle implements RouterPort {
     if (n === 1 || n % 100 === 0) this.log.warn({ reason, count: n }, 'envelope rejected');
   }
 
+  /** Spooled history from the vehicle: into its ground tlog in order, acknowledged once durable. */
+  private onHistory(body: Buffer): void {
+    const oneWayMs = this.rttMs === null ? 0 : this.rttMs / 2;
+    const r = this.history.accept(body, BigInt(Date.now()) * 1000n, oneWayMs);
+    const ackUpto = r.ackUpto;
+    const frames = r.ok ? r.frames : [];
+    const spoolId = this.history.stats().spoolId;
+    this.historyChain = this.historyChain
+      .then(() => (frames.length > 0 && this.opts.recordHistory ? this.opts.recordHistory(frames) : undefined))
+      .then(() => {
+        if (ackUpto !== null && spoolId !== null) this.sendControl(encodeControl({ type: 'history-ack', upto: ackUpto, spoolId }));
+      })
+      .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'cannot record vehicle history; not acknowledged, it will be resent'));
+  }
+
+  private sendControl(body: Buffer): void {
+    const { sessions, vehicleId, mqtt, topics } = this.opts;
+    const topic = topics.down(vehicleId, 'command');
+    const sealed = sessions.seal(vehicleId, 'control', body, topic);
+    if (sealed.ok) mqtt.publish(topic, sealed.envelope, DOWN_TOPICS.command.qos);
+  }
+
   private sendFrames(body: Buffer, frames: number): void {
     const { sessions, vehicleId, mqtt, topics } = this.opts;
     // Never store-and-forward ground-station traffic: a GCS retries on its own, and commands held
-    // through a broker outage would all run, late, when it returns (same session: the air accepts them).
+    // through a broker outage would all run, late, when it returns (same session: the air accepts
+    // them). Commands get a failure now instead of a surprise later.
     if (!mqtt.connected) {
       this.counters.framesDroppedOffline += frames;
+      this.failCommands(body);
       return;
     }
     const topic = topics.down(vehicleId, 'command');
-    const sealed = sessions.seal(vehicleId, 'frames', body, topic);
+    // Stamped with our monotonic time: the vehicle refuses batches that travelled too long.
+    const stamped = Buffer.allocUnsafe(8 + body.length);
+    stamped.writeDoubleLE(performance.now(), 0);
+    body.copy(stamped, 8);
+    const sealed = sessions.seal(vehicleId, 'commands', stamped, topic);
     if (!sealed.ok) {
       this.counters.framesUnsentNoSession += frames;
+      this.failCommands(body);
       return;
     }
     mqtt.publish(topic, sealed.envelope, DOWN_TOPICS.command.qos);
@@ -215,10 +264,17 @@ export class GroundVehicle implements RouterPort {
     this.counters.framesOut += frames;
   }
 
+  /** COMMAND_ACK TEMPORARILY_REJECTED, as from the addressed component, for each command in a batch we cannot send. */
+  private failCommands(body: Buffer): void {
+    const responder = this.opts.responder;
+    if (!responder) return;
+    splitFrames(body, (frame) => {
+      const ack = responder.ackFor(frame, MAV_RESULT_TEMPORARILY_REJECTED);
+      if (ack) this.opts.router.route(this.id, describeFrame(ack));
+    });
+  }
+
   private ping(): void {
-    const { sessions, vehicleId, mqtt, topics } = this.opts;
-    const topic = topics.down(vehicleId, 'command');
-    const sealed = sessions.seal(vehicleId, 'control', encodeControl({ type: 'ping', id: ++this.pingId, sentAtMs: performance.now() }), topic);
-    if (sealed.ok) mqtt.publish(topic, sealed.envelope, DOWN_TOPICS.command.qos);
+    this.sendControl(encodeControl({ type: 'ping', id: ++this.pingId, sentAtMs: performance.now() }));
   }
 }

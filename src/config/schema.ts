@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { parseEndpointUrl } from '../link/endpoint-url.js';
 import { MavmqError } from '../errors.js';
+import { budgetSchema } from '../uplink/budget.js';
+import { spoolSchema } from '../uplink/spool.js';
 import { airPolicyConfigSchema } from '../policy/config.js';
 
 /**
@@ -99,6 +101,12 @@ export const airConfigSchema = z.strictObject({
   mqtt: mqttSchema.optional(),
   keyFile: z.string().optional(),
   batching: batchingSchema,
+  /** Opt-in link budget (see config/profiles/): rate caps and a byte budget for the uplink. */
+  budget: budgetSchema.optional(),
+  /** Store-and-forward while the broker is unreachable; drained as history on reconnect. */
+  spool: spoolSchema.optional(),
+  /** Frames from the ground that travelled this much longer than the link's best are refused, not run late. */
+  commandTtlMs: z.number().int().min(500).max(600_000).default(5000),
   /** Command-safety policy for frames from the ground (on by default; see config/policy.yaml). */
   policy: airPolicyConfigSchema,
 }).superRefine((c, ctx) => {

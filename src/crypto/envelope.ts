@@ -45,6 +45,10 @@ export const PayloadKind = {
   control: 0x03,
   /** Empty or opaque; confirms a new session and keeps it alive. */
   keepalive: 0x04,
+  /** Spooled frames from a link outage (src/uplink/spool-history.ts): recorded on the ground, never routed live. */
+  history: 0x05,
+  /** Frames from ground stations, stamped with the gateway's monotonic send time (f64 LE ms) for staleness checks. */
+  commands: 0x06,
 } as const;
 export type PayloadKindName = keyof typeof PayloadKind;
 

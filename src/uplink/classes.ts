@@ -22,8 +22,9 @@ const RELIABLE = new Set<number>([
   324, // PARAM_EXT_ACK
 ]);
 
+// Not HEARTBEAT: a 1 Hz link-alive signal gains nothing from skipping the batching window (GCS
+// link-loss timeouts are seconds), and every component's heartbeat would cost an envelope.
 const LATENCY_CRITICAL = new Set<number>([
-  0, // HEARTBEAT: link-alive for every GCS
   77, // COMMAND_ACK
   47, // MISSION_ACK
   40, // MISSION_REQUEST

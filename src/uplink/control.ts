@@ -4,7 +4,9 @@
  */
 export type ControlMessage =
   | { type: 'ping'; id: number; sentAtMs: number }
-  | { type: 'pong'; id: number; sentAtMs: number };
+  | { type: 'pong'; id: number; sentAtMs: number }
+  /** The gateway has every spooled record up to `upto` of spool `spoolId` durable in its tlog. */
+  | { type: 'history-ack'; upto: number; spoolId: string };
 
 export function encodeControl(msg: ControlMessage): Buffer {
   return Buffer.from(JSON.stringify(msg));
@@ -12,9 +14,12 @@ export function encodeControl(msg: ControlMessage): Buffer {
 
 export function decodeControl(body: Buffer): ControlMessage | null {
   try {
-    const v = JSON.parse(body.toString('utf8')) as Partial<ControlMessage>;
-    if ((v.type === 'ping' || v.type === 'pong') && typeof v.id === 'number' && typeof v.sentAtMs === 'number') {
-      return { type: v.type, id: v.id, sentAtMs: v.sentAtMs };
+    const v = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+    if ((v['type'] === 'ping' || v['type'] === 'pong') && typeof v['id'] === 'number' && typeof v['sentAtMs'] === 'number') {
+      return { type: v['type'], id: v['id'], sentAtMs: v['sentAtMs'] };
+    }
+    if (v['type'] === 'history-ack' && Number.isSafeInteger(v['upto']) && typeof v['spoolId'] === 'string') {
+      return { type: 'history-ack', upto: v['upto'] as number, spoolId: v['spoolId'] };
     }
   } catch {
     // fall through

@@ -89,6 +89,10 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
     const client = mqtt.connect(config.url, options);
     this.client = client;
     client.on('connect', () => {
+      // Envelopes are already batched (batching.maxDelayMs): Nagle on top would hold every publish
+      // until the previous one is ACKed, i.e. up to the 40 ms delayed ACK of the broker's kernel
+      // (an RTT on a cellular link). The stream is new on every (re)connect; ws streams lack it.
+      (client.stream as { setNoDelay?: (noDelay: boolean) => unknown } | undefined)?.setNoDelay?.(true);
       this.counters.connects++;
       logger.info({ broker: config.url, connects: this.counters.connects }, 'broker connected');
       client.subscribe(this.opts.subscriptions, { qos: 1 }, (err) => {

@@ -5,6 +5,7 @@
  *   {prefix}/{vehicle}/up/hello       air -> ground  handshake HELLO            QoS 1
  *   {prefix}/{vehicle}/up/telemetry   air -> ground  sealed frames (bulk)       QoS 0
  *   {prefix}/{vehicle}/up/reliable    air -> ground  sealed acks, params, mission, statustext   QoS 1
+ *   {prefix}/{vehicle}/up/history     air -> ground  sealed spooled frames from a link outage (tlog only)  QoS 1
  *   {prefix}/{vehicle}/up/status      air -> ground  retained "online"/"offline" (last will)    QoS 1, retained
  *   {prefix}/{vehicle}/down/handshake ground -> air  REPLY / REHELLO            QoS 1
  *   {prefix}/{vehicle}/down/command   ground -> air  sealed frames from GCSs    QoS 1, never retained
@@ -12,7 +13,7 @@
  * Status is plaintext on purpose (it is what the broker itself knows: connected or not); every
  * payload that matters is sealed, and the topic is part of each envelope's associated data.
  */
-export type UpTopicKind = 'hello' | 'telemetry' | 'reliable' | 'status';
+export type UpTopicKind = 'hello' | 'telemetry' | 'reliable' | 'history' | 'status';
 export type DownTopicKind = 'handshake' | 'command';
 export type Direction = 'up' | 'down';
 
@@ -25,6 +26,7 @@ export const UP_TOPICS: Record<UpTopicKind, TopicSpec> = {
   hello: { qos: 1, retain: false },
   telemetry: { qos: 0, retain: false },
   reliable: { qos: 1, retain: false },
+  history: { qos: 1, retain: false },
   status: { qos: 1, retain: true },
 };
 

@@ -321,10 +321,13 @@ test('4. envelopes moved to another vehicle, or reflected from up to down, are r
   // and a counter the down window has not seen (up counters run far ahead), so it reaches the AEAD:
   // the down key, and the direction and topic in the AAD, make the tag fail.
   const hi = highestDown(s1);
-  const up = spy.since(0, topic.reliable()).filter((m) => {
+  const findUp = (): ReturnType<typeof spy.since>[number] | undefined => [...spy.since(0, topic.reliable()), ...spy.since(0, `${PREFIX}/${V1}/up/telemetry`)].filter((m) => {
     const h = envelopeHeader(m.payload);
     return h !== null && h.sessionId === s1 && h.counter > hi + 10n;
   }).at(-1);
+  // Telemetry keeps the up counter running (a few dozen envelopes a second): wait for one far enough ahead.
+  for (let i = 0; i < 100 && findUp() === undefined; i++) await sleep(50);
+  const up = findUp();
   assert.ok(up, `an up/reliable envelope of session ${s1} with a counter above ${hi} was captured`);
   const d1 = await inject(topic.command(), [up.payload], air);
   assert.deepEqual(d1, { 'auth-failed': 1 });

@@ -22,6 +22,8 @@ export interface ChainOptions {
   air?: Partial<AirConfigInput>;
   logger?: Logger;
   tlog?: boolean;
+  /** Store-and-forward spool for the air side (in the chain's temp dir). */
+  spool?: boolean;
 }
 
 export class Chain {
@@ -80,6 +82,7 @@ export class Chain {
       keyFile: this.keyFile,
       mqtt: { url: this.broker.url, reconnectPeriodMs: 300 },
       ...(this.opts.tlog ? { tlog: { dir: join(this.dir, 'air-tlog'), flushIntervalMs: 200 } } : {}),
+      ...(this.opts.spool ? { spool: { dir: join(this.dir, 'spool'), syncIntervalMs: 200 } } : {}),
       ...this.opts.air,
     }), { logger: this.logger, createTransport });
     await this.air.start(new AbortController().signal);

@@ -36,7 +36,7 @@ export class Mosquitto {
     if (this.port === 0) this.port = await freePort();
     if (this.dir === '') this.dir = await mkdtemp(join(tmpdir(), 'mavmq-mosq-'));
     const conf = join(this.dir, 'mosquitto.conf');
-    await writeFile(conf, [`listener ${this.port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest none', ''].join('\n'));
+    await writeFile(conf, [`listener ${this.port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest none', 'set_tcp_nodelay true', ''].join('\n'));
     const proc = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.proc = proc;
     let stderr = '';

@@ -246,6 +246,8 @@ export class EnvelopeOracle {
     if (!r.ok) return null;
     const frames: Frame[] = [];
     if (r.kind === 'frames') splitFrames(r.body, (f) => frames.push(f));
+    // Ground-to-air batches carry the gateway's send time (8 bytes) before the frames.
+    else if (r.kind === 'commands') splitFrames(r.body.subarray(8), (f) => frames.push(f));
     return { vehicleId: t.vehicleId, direction: t.direction, sessionId: h.sessionId, counter: h.counter, kind: r.kind, body: r.body, frames };
   }
 
