@@ -8,6 +8,8 @@ import { existsSync } from 'node:fs';
 import { benchFramer } from './bench/framer.js';
 import { benchRouting } from './bench/routing.js';
 import { benchStartup } from './bench/startup.js';
+import { benchRelay, formatRelayBench } from './bench/relay.js';
+import { benchSpool } from './bench/spool.js';
 
 interface Row {
   what: string;
@@ -60,6 +62,28 @@ if (want('startup')) {
   const s = await benchStartup();
   row('spawn -> first frame relayed (ms, median of 5)', fmt(s.firstFrameMs), '< 1,500 ms', s.firstFrameMs < 1500);
   row('RSS at idle (MB)', fmt(s.idleRssMb, 1));
+}
+
+if (want('relay')) {
+  console.log('\nEncrypted relay: pty -> mavmq air -> mosquitto (loopback, set_tcp_nodelay) -> mavmq ground -> UDP GCS:');
+  const r = await benchRelay({ brokerTcpNoDelay: true, ceilingStepSeconds: 0 });
+  console.log(formatRelayBench(r).split('\n').map((l) => `    ${l}`).join('\n'));
+  const t = r.targets;
+  row('air CPU per frame / plain routing path', t.airCpuRatio.value === null ? 'n/a' : `${fmt(t.airCpuRatio.value, 2)}x`, `<= ${t.airCpuRatio.max}x`, t.airCpuRatio.met);
+  row('wire overhead at default batching (%)', fmt(t.overheadPercent.value, 1), `< ${t.overheadPercent.max}%`, t.overheadPercent.met);
+  row('p99 latency at half the 921600 ceiling (ms)', fmt(t.p99LatencyMs.value, 1), `< ${t.p99LatencyMs.max} ms`, t.p99LatencyMs.met);
+  row('frames lost (throughput phase)', fmt(r.throughput.framesLost), '0', r.throughput.framesLost === 0);
+}
+
+if (want('spool')) {
+  console.log('\nStore-and-forward spool (~1 KB batches, group commit):');
+  const sp = await benchSpool();
+  for (const res of sp.results) {
+    row(`${res.design}: write batches/s`, fmt(res.writeBatchesPerS));
+    if (res.drainBatchesPerS !== null) row(`${res.design}: drain batches/s`, fmt(res.drainBatchesPerS));
+    row(`${res.design}: disk bytes per telemetry byte`, fmt(res.diskPerTelemetryByte, 3));
+  }
+  row('link budget cost per frame, off / on (ns)', `${fmt(sp.budgetNsPerFrameOff, 1)} / ${fmt(sp.budgetNsPerFrameOn, 1)}`);
 }
 
 const missed = rows.filter((r) => r.met === false);
