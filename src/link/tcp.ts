@@ -1,6 +1,5 @@
 import net from 'node:net';
 import type { EndpointSpec } from './endpoint-url.js';
-import { Backoff, sleepMs } from './backoff.js';
 import { DropOldestQueue } from './queue.js';
 import { BaseTransport, formatHostPort, type LinkHooks } from './transport-base.js';
 import type { ByteLink, TransportDeps } from './transport.js';
@@ -114,25 +113,10 @@ export class TcpClientTransport extends BaseTransport {
     return this.link === null ? 0 : 1;
   }
 
-  protected async run(signal: AbortSignal, ready: () => void): Promise<void> {
-    const backoff = new Backoff({ initialDelayMs: 100, maxDelayMs: this.maxRetryDelayMs });
-    let connectedBefore = false;
-    while (!signal.aborted) {
-      const socket = await this.connect(signal);
-      ready();
-      if (socket !== null) {
-        if (connectedBefore) this.reconnects++;
-        connectedBefore = true;
-        const startedMs = performance.now();
-        await this.runSession(socket, signal);
-        if (performance.now() - startedMs >= STABLE_SESSION_MS) backoff.reset();
-      }
-      if (signal.aborted) break;
-      const delayMs = backoff.nextDelayMs();
-      this.logRetry(backoff, 'tcp connect retrying', delayMs);
-      if (!(await sleepMs(delayMs, signal))) break;
-    }
+  protected run(signal: AbortSignal, ready: () => void): Promise<void> {
+    return this.retryLoop(signal, ready, 'tcp connect', this.maxRetryDelayMs, () => this.connect(signal), (socket) => this.runSession(socket, signal), STABLE_SESSION_MS);
   }
+
 
   private connect(signal: AbortSignal): Promise<net.Socket | null> {
     return new Promise((resolve) => {
@@ -210,24 +194,10 @@ export class TcpListenTransport extends BaseTransport {
     return this.clients.size;
   }
 
-  protected async run(signal: AbortSignal, ready: () => void): Promise<void> {
-    const backoff = new Backoff({ initialDelayMs: 100, maxDelayMs: this.maxRetryDelayMs });
-    let listenedBefore = false;
-    while (!signal.aborted) {
-      const server = await this.listen();
-      ready();
-      if (server !== null) {
-        if (listenedBefore) this.reconnects++;
-        listenedBefore = true;
-        backoff.reset();
-        await this.serve(server, signal);
-      }
-      if (signal.aborted) break;
-      const delayMs = backoff.nextDelayMs();
-      this.logRetry(backoff, 'tcp listen retrying', delayMs);
-      if (!(await sleepMs(delayMs, signal))) break;
-    }
+  protected run(signal: AbortSignal, ready: () => void): Promise<void> {
+    return this.retryLoop(signal, ready, 'tcp listen', this.maxRetryDelayMs, () => this.listen(), (server) => this.serve(server, signal));
   }
+
 
   private listen(): Promise<net.Server | null> {
     return new Promise((resolve) => {

@@ -5,7 +5,7 @@ import { MavmqError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../obs/logger.js';
 import type { EndpointSpec } from './endpoint-url.js';
 import { DEFAULT_MAX_QUEUE_BYTES } from './queue.js';
-import type { Backoff } from './backoff.js';
+import { Backoff, sleepMs } from './backoff.js';
 import type { ByteLink, Transport, TransportDeps, TransportEvents, TransportStats } from './transport.js';
 
 /** Byte counters shared by a transport and its links (links bump them on the hot path). */
@@ -136,6 +136,35 @@ export abstract class BaseTransport extends EventEmitter<TransportEvents> implem
   }
 
   /** Logs a retry: the first of an outage at info, the rest at debug (a long outage is one line). */
+  /**
+   * The reconnect loop the socket transports share: open, serve until it ends, back off, repeat,
+   * until the signal aborts. `stableMs`: the backoff resets only after a session lasted this long
+   * (a peer that accepts and drops at once must not be hammered); 0 resets at every open.
+   */
+  protected async retryLoop<T>(
+    signal: AbortSignal, ready: () => void, what: string, maxDelayMs: number,
+    open: () => Promise<T | null>, serve: (opened: T) => Promise<void>, stableMs = 0,
+  ): Promise<void> {
+    const backoff = new Backoff({ initialDelayMs: 100, maxDelayMs });
+    let openedBefore = false;
+    while (!signal.aborted) {
+      const opened = await open();
+      ready();
+      if (opened !== null) {
+        if (openedBefore) this.reconnects++;
+        openedBefore = true;
+        if (stableMs === 0) backoff.reset();
+        const startedMs = performance.now();
+        await serve(opened);
+        if (stableMs > 0 && performance.now() - startedMs >= stableMs) backoff.reset();
+      }
+      if (signal.aborted) break;
+      const delayMs = backoff.nextDelayMs();
+      this.logRetry(backoff, `${what} retrying`, delayMs);
+      if (!(await sleepMs(delayMs, signal))) break;
+    }
+  }
+
   protected logRetry(backoff: Backoff, what: string, retryDelayMs: number): void {
     if (backoff.attempts <= 1) this.log.info({ retryDelayMs }, what);
     else this.log.debug({ retryDelayMs, attempt: backoff.attempts }, what);

@@ -1,7 +1,6 @@
 import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import type { EndpointSpec } from './endpoint-url.js';
-import { Backoff, sleepMs } from './backoff.js';
 import { BaseTransport, formatHostPort, resolveHost, type LinkHooks } from './transport-base.js';
 import type { ByteLink, TransportDeps } from './transport.js';
 
@@ -121,24 +120,10 @@ export class UdpClientTransport extends BaseTransport {
     return this.link === null ? 0 : 1;
   }
 
-  protected async run(signal: AbortSignal, ready: () => void): Promise<void> {
-    const backoff = new Backoff({ initialDelayMs: 100, maxDelayMs: this.maxRetryDelayMs });
-    let openedBefore = false;
-    while (!signal.aborted) {
-      const socket = await this.open();
-      ready();
-      if (socket !== null) {
-        if (openedBefore) this.reconnects++;
-        openedBefore = true;
-        backoff.reset();
-        await this.runSession(socket.socket, socket.address, signal);
-      }
-      if (signal.aborted) break;
-      const delayMs = backoff.nextDelayMs();
-      this.logRetry(backoff, 'udp socket retrying', delayMs);
-      if (!(await sleepMs(delayMs, signal))) break;
-    }
+  protected run(signal: AbortSignal, ready: () => void): Promise<void> {
+    return this.retryLoop(signal, ready, 'udp socket', this.maxRetryDelayMs, () => this.open(), (s) => this.runSession(s.socket, s.address, signal));
   }
+
 
   private async open(): Promise<{ socket: dgram.Socket; address: string } | null> {
     let target: { address: string; family: 4 | 6 };
@@ -205,24 +190,10 @@ export class UdpListenTransport extends BaseTransport {
     return this.peers.size;
   }
 
-  protected async run(signal: AbortSignal, ready: () => void): Promise<void> {
-    const backoff = new Backoff({ initialDelayMs: 100, maxDelayMs: this.maxRetryDelayMs });
-    let boundBefore = false;
-    while (!signal.aborted) {
-      const socket = await this.bind();
-      ready();
-      if (socket !== null) {
-        if (boundBefore) this.reconnects++;
-        boundBefore = true;
-        backoff.reset();
-        await this.serve(socket, signal);
-      }
-      if (signal.aborted) break;
-      const delayMs = backoff.nextDelayMs();
-      this.logRetry(backoff, 'udp bind retrying', delayMs);
-      if (!(await sleepMs(delayMs, signal))) break;
-    }
+  protected run(signal: AbortSignal, ready: () => void): Promise<void> {
+    return this.retryLoop(signal, ready, 'udp bind', this.maxRetryDelayMs, () => this.bind(), (socket) => this.serve(socket, signal));
   }
+
 
   private async bind(): Promise<dgram.Socket | null> {
     let local: { address: string; family: 4 | 6 };
