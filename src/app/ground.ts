@@ -9,6 +9,7 @@ import { ardupilotmegaDialect } from '../mavlink/dialect.js';
 import { Router, type RouterStats } from '../mavlink/router.js';
 import { Codec } from '../mavlink/codec.js';
 import { CommandResponder } from '../mavlink/responder.js';
+import { AuditLog, loadPolicy, PolicyEngine } from '../policy/index.js';
 import { TlogWriter, type TlogStats } from '../mavlink/tlog.js';
 import type { Logger } from '../obs/logger.js';
 import { StatsReporter } from '../obs/stats.js';
@@ -51,6 +52,7 @@ interface VehicleRuntime {
 
 export class GroundGateway {
   private mqtt: MqttLink | null = null;
+  private audit: AuditLog | null = null;
   private readonly vehicles = new Map<string, VehicleRuntime>();
   private reporter: StatsReporter<GroundSnapshot> | null = null;
   private tickTimer: NodeJS.Timeout | null = null;
@@ -80,7 +82,14 @@ export class GroundGateway {
     });
     this.mqtt = mqtt;
     const dialect = ardupilotmegaDialect();
-    const responder = new CommandResponder(new Codec(dialect));
+    const codec = new Codec(dialect);
+    const responder = new CommandResponder(codec);
+    const policyFile = config.policy.enabled ? await loadPolicy(config.policy.file) : null;
+    if (config.policy.audit && policyFile) {
+      const a = config.policy.audit;
+      this.audit = new AuditLog({ file: a.file, maxBytes: a.maxBytes, fsyncIntervalMs: a.fsyncIntervalMs, includeRoutine: a.includeRoutine, onError: (err) => log.warn({ err: err.message }, 'policy audit log write failed') });
+      await this.audit.start();
+    }
 
     for (const v of config.fleet) {
       const router = new Router(dialect);
@@ -99,8 +108,17 @@ export class GroundGateway {
         await historyTlog.start(inner);
       }
       const history = historyTlog;
+      const audit = this.audit;
+      const policy = policyFile === null ? undefined : new PolicyEngine({
+        policy: policyFile, codec, ...(config.policy.dryRun !== undefined ? { dryRun: config.policy.dryRun } : {}),
+        sessionId: () => sessions.sessionId(v.id),
+        onVerdict: (verdict) => {
+          if (verdict.verdict !== 'allow') log.warn({ vehicle: v.id, rule: verdict.rule, reason: verdict.reason, dryRun: verdict.dryRun }, 'ground policy refused');
+          audit?.write(verdict);
+        },
+      });
       const relay = new GroundVehicle({
-        vehicleId: v.id, router, mqtt, topics, sessions, logger: deps.logger, responder,
+        vehicleId: v.id, router, mqtt, topics, sessions, logger: deps.logger, responder, ...(policy ? { policy } : {}),
         ...(recorder ? { onFrame: (f) => recorder.write(f.bytes) } : {}),
         ...(history ? {
           recordHistory: async (frames) => {
@@ -179,5 +197,6 @@ export class GroundGateway {
       await v.tlog?.stop();
       await v.historyTlog?.stop();
     }
+    await this.audit?.stop();
   }
 }

@@ -8,6 +8,7 @@ import { DOWN_TOPICS, type Topics, type UpTopicKind } from '../uplink/topics.js'
 import { decodeControl, encodeControl } from '../uplink/control.js';
 import { HistoryReceiver, type HistoryFrame } from '../uplink/spool-history.js';
 import { CommandResponder, MAV_RESULT_TEMPORARILY_REJECTED } from '../mavlink/responder.js';
+import type { PolicyEngine } from '../policy/engine.js';
 
 /**
  * One vehicle as seen by the gateway, as a router port named "vehicle:{id}":
@@ -38,6 +39,8 @@ export interface GroundVehicleOptions {
    * then is the history acknowledged to the vehicle. Without it history is acknowledged and dropped.
    */
   recordHistory?: (frames: HistoryFrame[]) => Promise<void>;
+  /** Optional ground-side command policy (defense in depth): GCS frames checked before sealing. */
+  policy?: PolicyEngine;
 }
 
 export interface GroundVehicleStats {
@@ -56,6 +59,8 @@ export interface GroundVehicleStats {
   framesUnsentNoSession: number;
   /** GCS frames dropped because the broker was unreachable (never queued for later). */
   framesDroppedOffline: number;
+  /** GCS frames refused by the ground-side policy (when enabled). */
+  framesRefused: number;
   history: ReturnType<HistoryReceiver['stats']>;
   rejected: Partial<Record<EnvelopeRejectReason | 'handshake', number>>;
   lastHealth: Record<string, unknown> | null;
@@ -73,7 +78,7 @@ export class GroundVehicle implements RouterPort {
   private lastHealth: Record<string, unknown> | null = null;
   /** Envelope-loss accounting per session: highest counter seen and how many arrived. */
   private loss = { session: '', highest: -1n, received: 0n, lostBefore: 0n };
-  private readonly counters = { sessions: 0, envelopesIn: 0, framesIn: 0, framesOut: 0, envelopesOut: 0, framesUnsentNoSession: 0, framesDroppedOffline: 0 };
+  private readonly counters = { sessions: 0, envelopesIn: 0, framesIn: 0, framesOut: 0, envelopesOut: 0, framesUnsentNoSession: 0, framesDroppedOffline: 0, framesRefused: 0 };
   private readonly rejected: Partial<Record<EnvelopeRejectReason | 'handshake', number>> = {};
   private readonly history = new HistoryReceiver();
   /** History bodies are recorded one at a time, in arrival order. */
@@ -102,7 +107,19 @@ export class GroundVehicle implements RouterPort {
 
   /** From the router: a frame a GCS sent toward the vehicle. */
   deliver(frame: Frame): void {
-    this.batcher?.add(frame.bytes);
+    const policy = this.opts.policy;
+    if (policy === undefined) {
+      this.batcher?.add(frame.bytes);
+      return;
+    }
+    const v = policy.check(frame);
+    if (v.action === 'allow') {
+      this.batcher?.add(v.frame.bytes);
+      return;
+    }
+    this.counters.framesRefused++;
+    // The refusal's answers go back to the ground stations, as the vehicle's would.
+    for (const bytes of v.replies) this.opts.router.route(this.id, describeFrame(bytes));
   }
 
   /** An MQTT message on one of this vehicle's up topics. */
@@ -146,8 +163,10 @@ export class GroundVehicle implements RouterPort {
       return; // history is recorded, never routed to live ground stations
     }
     if (r.kind === 'frames') {
+      const policy = this.opts.policy;
       splitFrames(r.body, (frame) => {
         this.counters.framesIn++;
+        policy?.observe(frame);
         this.opts.router.route(this.id, frame);
         this.opts.onFrame?.(frame);
       });

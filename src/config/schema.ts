@@ -3,7 +3,7 @@ import { parseEndpointUrl } from '../link/endpoint-url.js';
 import { MavmqError } from '../errors.js';
 import { budgetSchema } from '../uplink/budget.js';
 import { spoolSchema } from '../uplink/spool.js';
-import { airPolicyConfigSchema } from '../policy/config.js';
+import { airPolicyConfigSchema, groundPolicyConfigSchema } from '../policy/config.js';
 
 /**
  * The one source of the configuration's types, defaults and validation (zod: it reports every
@@ -128,6 +128,8 @@ export const groundConfigSchema = z.strictObject({
   role: z.literal('ground'),
   mqtt: mqttSchema,
   fleet: z.array(gcsVehicleSchema).min(1, 'list at least one vehicle'),
+  /** Operator-facing limits on the ground too (defense in depth; off by default): the same engine and file format. */
+  policy: groundPolicyConfigSchema,
   log: logSchema,
   stats: statsSchema,
 }).superRefine((c, ctx) => {

@@ -24,6 +24,8 @@ export interface ChainOptions {
   tlog?: boolean;
   /** Store-and-forward spool for the air side (in the chain's temp dir). */
   spool?: boolean;
+  /** Extra top-level ground config (e.g. `policy`). */
+  ground?: Record<string, unknown>;
 }
 
 export class Chain {
@@ -71,6 +73,7 @@ export class Chain {
       role: 'ground',
       mqtt: { url: this.broker.url, reconnectPeriodMs: 300 },
       fleet: [{ id: this.vehicleId, keyFile: this.keyFile, gcs: [{ url: `tcp-listen://127.0.0.1:${this.gcsPort}` }], ...(this.opts.tlog ? { tlog: { dir: join(this.dir, 'ground-tlog'), flushIntervalMs: 200 } } : {}) }],
+      ...this.opts.ground,
     }), { logger: this.logger, createTransport, gatewayId: 'test' });
     await this.ground.start(new AbortController().signal);
   }
