@@ -8,7 +8,7 @@ import type { MqttLink } from '../uplink/mqtt-client.js';
 import { UP_TOPICS, type Topics, type UpTopicKind } from '../uplink/topics.js';
 import { isLatencyCritical, isReliable } from '../uplink/classes.js';
 import { decodeControl, encodeControl } from '../uplink/control.js';
-import type { LinkBudget } from '../uplink/budget.js';
+import type { BudgetStats, LinkBudget } from '../uplink/budget.js';
 import type { Spool } from '../uplink/spool.js';
 import { HistoryPump } from '../uplink/spool-history.js';
 import { CommandResponder, MAV_RESULT_TEMPORARILY_REJECTED } from '../mavlink/responder.js';
@@ -60,6 +60,8 @@ export interface AirRelayStats {
   /** Command frames dropped as too old to run (answered TEMPORARILY_REJECTED where a COMMAND). */
   framesStale: number;
   history: ReturnType<HistoryPump['stats']> | null;
+  /** Link budget figures (sent, coalesced, dropped, over budget) when a budget is configured. */
+  budget: BudgetStats | null;
   rejected: Partial<Record<EnvelopeRejectReason | 'handshake', number>>;
 }
 
@@ -69,11 +71,12 @@ export class AirRelay implements RouterPort {
   private reliable: Batcher | null = null;
   private helloTimer: NodeJS.Timeout | null = null;
   private healthTimer: NodeJS.Timeout | null = null;
-  private readonly counters: Omit<AirRelayStats, 'sessionId' | 'rejected' | 'history'> = {
+  private readonly counters: Omit<AirRelayStats, 'sessionId' | 'rejected' | 'history' | 'budget'> = {
     sessions: 0, envelopesOut: 0, framesOut: 0, bytesOut: 0, framesUnsentNoSession: 0, envelopesIn: 0, framesIn: 0, framesRefused: 0,
     batchesSpooled: 0, framesStale: 0,
   };
   private drainTimer: NodeJS.Timeout | null = null;
+  private drainAtMs = Infinity;
   private historyTimer: NodeJS.Timeout | null = null;
   private pump: HistoryPump | null = null;
   private readonly groundClock = new GroundClock();
@@ -137,7 +140,10 @@ export class AirRelay implements RouterPort {
   }
 
   stats(): AirRelayStats {
-    return { sessionId: this.opts.session.sessionId, ...this.counters, history: this.pump?.stats() ?? null, rejected: { ...this.rejected } };
+    return {
+      sessionId: this.opts.session.sessionId, ...this.counters, history: this.pump?.stats() ?? null,
+      budget: this.opts.budget?.active ? this.opts.budget.stats() : null, rejected: { ...this.rejected },
+    };
   }
 
   private batch(frame: Frame): void {
@@ -145,15 +151,24 @@ export class AirRelay implements RouterPort {
     else this.telemetry?.add(frame.bytes, isLatencyCritical(frame.msgid));
   }
 
-  /** Frames the budget held back go out when it has room (coalesced bulk, paced normal traffic). */
+  /**
+   * Frames the budget held back go out when it has room (coalesced bulk, paced normal traffic).
+   * One timer, always at the earliest due time: a frame held later but due sooner moves it forward.
+   */
   private scheduleDrain(): void {
     const budget = this.opts.budget;
-    if (budget === undefined || this.drainTimer !== null) return;
+    if (budget === undefined) return;
     const now = performance.now();
     const at = budget.nextDrainMs(now);
     if (at === null) return;
+    if (this.drainTimer !== null) {
+      if (this.drainAtMs <= at) return;
+      clearTimeout(this.drainTimer);
+    }
+    this.drainAtMs = at;
     this.drainTimer = setTimeout(() => {
       this.drainTimer = null;
+      this.drainAtMs = Infinity;
       for (const f of budget.drain(performance.now())) this.batch(f);
       this.scheduleDrain();
     }, Math.max(0, at - now));

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { MAX_FRAME_LENGTH, payloadByte, type Frame } from '../mavlink/framer.js';
 import { ardupilotmegaDialect, type Dialect } from '../mavlink/dialect.js';
-import { isLatencyCritical } from './classes.js';
+import { isUrgent } from './classes.js';
 import { DEFAULT_CLASS_BY_NAME, INSTANCE_FIELDS } from './budget-classes.js';
 import { requestedMsgids } from './budget-requests.js';
 
@@ -463,7 +463,7 @@ export class LinkBudget {
       this.spendCritical(size);
       return this.pass(size);
     }
-    (isLatencyCritical(frame.msgid) ? this.urgent : this.critical).push(frame, nowMs);
+    (isUrgent(frame.msgid) ? this.urgent : this.critical).push(frame, nowMs);
     return false;
   }
 

@@ -39,3 +39,12 @@ export function isReliable(msgid: number): boolean {
 export function isLatencyCritical(msgid: number): boolean {
   return LATENCY_CRITICAL.has(msgid);
 }
+
+/**
+ * What the link budget sends ahead of other critical traffic: the latency-critical frames and
+ * HEARTBEAT (it need not flush a batch, but a GCS declares the link lost after a few seconds without
+ * one, so it must never queue behind a parameter download on a slow link).
+ */
+export function isUrgent(msgid: number): boolean {
+  return msgid === 0 || LATENCY_CRITICAL.has(msgid);
+}
