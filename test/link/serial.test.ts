@@ -10,33 +10,13 @@ import { parseEndpointUrl } from '../../src/link/endpoint-url.js';
 import { MavmqError } from '../../src/errors.js';
 import { silentLogger } from '../../src/obs/logger.js';
 import type { ByteLink, Transport } from '../../src/link/transport.js';
+import { sleep, waitUntil, nextLinkEvent } from '../fakes/wait.js';
 import { PtyPair, socatAvailable } from '../fakes/pty.js';
 
 const skip = socatAvailable() ? false : 'socat not installed (apt-get install -y socat)';
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function waitUntil(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 /** Resolves with the next 'open'/'close' link (rejects after timeoutMs). */
-function nextLinkEvent(t: Transport, event: 'open' | 'close', timeoutMs: number): Promise<ByteLink> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      t.off(event, onEvent);
-      reject(new Error(`no '${event}' within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onEvent = (link: ByteLink): void => {
-      clearTimeout(timer);
-      resolve(link);
-    };
-    t.once(event, onEvent);
-  });
-}
 
 /** Accumulates everything a transport (or a peer port) delivers. */
 class Sink {

@@ -5,30 +5,10 @@ import { UdpClientTransport, UdpListenTransport } from '../../src/link/udp.js';
 import { parseEndpointUrl } from '../../src/link/endpoint-url.js';
 import { silentLogger } from '../../src/obs/logger.js';
 import type { ByteLink, Transport } from '../../src/link/transport.js';
+import { waitUntil, nextLinkEvent } from '../fakes/wait.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function waitUntil(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
-function nextLinkEvent(t: Transport, event: 'open' | 'close', timeoutMs: number): Promise<ByteLink> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      t.off(event, onEvent);
-      reject(new Error(`no '${event}' within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onEvent = (link: ByteLink): void => {
-      clearTimeout(timer);
-      resolve(link);
-    };
-    t.once(event, onEvent);
-  });
-}
 
 function listenSpec(port = 0) {
   return { kind: 'udp-listen' as const, url: `udp-listen://127.0.0.1:${port}`, host: '127.0.0.1', port };
