@@ -16,8 +16,8 @@ import type { GroundVehicleStats } from '../../src/app/relay-ground.js';
 import { silentLogger } from '../../src/obs/logger.js';
 import { Chain } from '../fakes/chain.js';
 import { GcsClient } from '../fakes/gcs-client.js';
-import { Mosquitto, freePort } from '../fakes/mosquitto.js';
-import { CommandProbe, EnvelopeOracle, MqttMitm, MqttSpy, envelopeHeader, isTaggedCommand, type BridgedMessage, type SpiedMessage } from '../fakes/mqtt-spy.js';
+import { freePort } from '../fakes/mosquitto.js';
+import { CommandProbe, EnvelopeOracle, MqttSpy, envelopeHeader, isTaggedCommand, type BridgedMessage, type SpiedMessage } from '../fakes/mqtt-spy.js';
 
 /**
  * The relay's security proofs, end to end through a real mosquitto that plays the attacker: every
@@ -51,8 +51,6 @@ class FleetChain extends Chain {
   keyFile2 = '';
   gcsPort2 = 0;
   air2: AirApp | null = null;
-  readonly airBroker = new Mosquitto();
-  mitm: MqttMitm | null = null;
 
   /** The gateway with both vehicles in its fleet (Chain's own has one). */
   override async startGround(): Promise<void> {
@@ -82,16 +80,12 @@ class FleetChain extends Chain {
   }
 
   private async airApp(vehicleId: string, keyFile: string): Promise<AirApp> {
-    if (this.mitm === null) {
-      await this.airBroker.start();
-      this.mitm = new MqttMitm(this.broker.url, this.airBroker.url, PREFIX);
-      await this.mitm.start();
-    }
+    const airBrokerUrl = await this.ensureMitm();
     const app = new AirApp(airConfigSchema.parse({
       link: { url: `tcp://127.0.0.1:${this.simPort}` },
       vehicle: { id: vehicleId },
       keyFile,
-      mqtt: { url: this.airBroker.url, reconnectPeriodMs: 300 },
+      mqtt: { url: airBrokerUrl, reconnectPeriodMs: 300 },
     }), { logger: silentLogger(), createTransport });
     await app.start(new AbortController().signal);
     return app;
@@ -100,8 +94,6 @@ class FleetChain extends Chain {
   override async stop(): Promise<void> {
     await this.air2?.stop();
     await super.stop();
-    await this.mitm?.stop();
-    await this.airBroker.dispose();
   }
 }
 

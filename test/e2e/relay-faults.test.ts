@@ -2,16 +2,11 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { common, minimal } from 'node-mavlink';
-import { airConfigSchema } from '../../src/config/schema.js';
 import { deriveHandshakeKeys, encodeRehello, readKeyFile } from '../../src/crypto/index.js';
-import { createTransport } from '../../src/link/index.js';
-import { AirApp } from '../../src/app/air.js';
 import type { AirRelayStats } from '../../src/app/relay-air.js';
-import { silentLogger } from '../../src/obs/logger.js';
 import { Chain } from '../fakes/chain.js';
 import { squareMission, type GcsClient } from '../fakes/gcs-client.js';
-import { Mosquitto } from '../fakes/mosquitto.js';
-import { CommandProbe, EnvelopeOracle, MqttMitm, MqttSpy, envelopeHeader, isTaggedCommand, type BridgedMessage } from '../fakes/mqtt-spy.js';
+import { CommandProbe, EnvelopeOracle, MqttSpy, envelopeHeader, isTaggedCommand, type BridgedMessage } from '../fakes/mqtt-spy.js';
 
 /**
  * The relay's fault proofs, end to end through real mosquitto brokers: a broker restart in the
@@ -145,30 +140,9 @@ describe('8. broker restart in the middle of a mission upload', () => {
 });
 
 describe('9. a broker that duplicates 20% of the commands and reorders them', () => {
-  const airBroker = new Mosquitto();
-  let mitm: MqttMitm | null = null;
-
-  /** The air daemon on its own broker, bridged to the gateway's by the man in the middle. */
-  class MitmChain extends Chain {
-    override async startAir(): Promise<void> {
-      if (mitm === null) {
-        await airBroker.start();
-        mitm = new MqttMitm(this.broker.url, airBroker.url, PREFIX, 20);
-        await mitm.start();
-      }
-      this.air = new AirApp(airConfigSchema.parse({
-        link: { url: `tcp://127.0.0.1:${this.simPort}` },
-        vehicle: { id: this.vehicleId },
-        keyFile: this.keyFile,
-        mqtt: { url: airBroker.url, reconnectPeriodMs: 300 },
-        // 40 mode changes in a burst test the replay window, not the command policy's rate limit.
-        policy: { enabled: false },
-      }), { logger: silentLogger(), createTransport });
-      await this.air.start(new AbortController().signal);
-    }
-  }
-
-  const chain = new MitmChain({ vehicleId: 'fault-2', sim: SIM });
+  // The air daemon on its own broker, bridged to the gateway's by the man in the middle.
+  // 40 mode changes in a burst test the replay window, not the command policy's rate limit.
+  const chain = new Chain({ vehicleId: 'fault-2', sim: SIM, mitm: true, air: { policy: { enabled: false } } });
   const probe = new CommandProbe();
   let spy: MqttSpy;
   let oracle: EnvelopeOracle;
@@ -193,8 +167,6 @@ describe('9. a broker that duplicates 20% of the commands and reorders them', ()
   after(async () => {
     await spy?.stop();
     await chain.stop();
-    await mitm?.stop();
-    await airBroker.dispose();
   });
 
   const N = 40;
@@ -202,7 +174,7 @@ describe('9. a broker that duplicates 20% of the commands and reorders them', ()
 
   test('live: duplicates are rejected as replay, reordered envelopes accepted once, each command runs once', async (t) => {
     const gcs = chain.gcs!;
-    const bridge = mitm!;
+    const bridge = chain.mitm!;
     const rnd = mulberry32(20240601);
     const chaos = { originals: 0, duplicates: 0, inversions: 0, lastCounter: -1n };
     let window: BridgedMessage[] = [];

@@ -2,14 +2,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { common, minimal } from 'node-mavlink';
-import { airConfigSchema } from '../../src/config/schema.js';
-import { createTransport } from '../../src/link/index.js';
-import { AirApp } from '../../src/app/air.js';
 import type { AirRelayStats } from '../../src/app/relay-air.js';
-import { silentLogger } from '../../src/obs/logger.js';
 import { Chain } from '../fakes/chain.js';
-import { Mosquitto } from '../fakes/mosquitto.js';
-import { CommandProbe, MqttMitm, type BridgedMessage } from '../fakes/mqtt-spy.js';
+import { CommandProbe, type BridgedMessage } from '../fakes/mqtt-spy.js';
 
 /**
  * Stale commands are refused, never run late. The air is on its own broker, bridged to the
@@ -18,7 +13,6 @@ import { CommandProbe, MqttMitm, type BridgedMessage } from '../fakes/mqtt-spy.j
  * reach the autopilot: the air counts it as stale and answers COMMAND_ACK TEMPORARILY_REJECTED in
  * the autopilot's name. A 1 s delay (under the TTL) and no delay let commands run.
  */
-const PREFIX = 'mavmq';
 const VEHICLE = 'stale-1';
 const DO_SET_MODE = 176;
 const CUSTOM_MODE = 1;
@@ -31,29 +25,7 @@ const TTL_MS = 5000;
 const STALE_DELAY_MS = 7000;
 const OK_DELAY_MS = 1000;
 
-const airBroker = new Mosquitto();
-let mitm: MqttMitm | null = null;
-
-class MitmChain extends Chain {
-  override async startAir(): Promise<void> {
-    if (mitm === null) {
-      await airBroker.start();
-      mitm = new MqttMitm(this.broker.url, airBroker.url, PREFIX, 20);
-      await mitm.start();
-    }
-    this.air = new AirApp(airConfigSchema.parse({
-      link: { url: `tcp://127.0.0.1:${this.simPort}` },
-      vehicle: { id: this.vehicleId },
-      keyFile: this.keyFile,
-      mqtt: { url: airBroker.url, reconnectPeriodMs: 300 },
-      commandTtlMs: TTL_MS,
-      policy: { enabled: false },
-    }), { logger: silentLogger(), createTransport });
-    await this.air.start(new AbortController().signal);
-  }
-}
-
-const chain = new MitmChain({ vehicleId: VEHICLE, sim: { speedup: 4, gpsDelayMs: 0, paramDefaults: { ARMING_CHECK: 0 } } });
+const chain = new Chain({ vehicleId: VEHICLE, sim: { speedup: 4, gpsDelayMs: 0, paramDefaults: { ARMING_CHECK: 0 } }, mitm: true, air: { commandTtlMs: TTL_MS, policy: { enabled: false } } });
 const probe = new CommandProbe();
 /** Down messages the delay hook still holds (timers pending). */
 let inFlight = 0;
@@ -103,7 +75,7 @@ async function setMode(mode: number, ackTimeoutMs = 15_000): Promise<{ tag: numb
 
 before(async () => {
   await chain.start();
-  mitm!.down = delayDown;
+  chain.mitm!.down = delayDown;
   probe.attach(chain.sim!.link!);
   await chain.gcs!.waitFor<minimal.Heartbeat>('HEARTBEAT', (h) => h.autopilot === 3, 15_000, 0);
   // Both ends on one session, and a ping answered: the gateway pings right after a new session, the
@@ -118,8 +90,6 @@ before(async () => {
 after(async () => {
   delayMs = 0;
   await chain.stop();
-  await mitm?.stop();
-  await airBroker.dispose();
 });
 
 test('commands delayed beyond the TTL are refused, never run; timely ones run', { timeout: 80_000 }, async (t) => {

@@ -10,6 +10,9 @@ import { SimAutopilot, type SimOptionsInput } from '../../src/sim/index.js';
 import { silentLogger, type Logger } from '../../src/obs/logger.js';
 import { Mosquitto, freePort } from './mosquitto.js';
 import { GcsClient } from './gcs-client.js';
+import { MqttMitm } from './mqtt-spy.js';
+
+const MITM_PREFIX = 'mavmq';
 
 /**
  * The whole chain for end-to-end tests, every part real: simulated autopilot on TCP -> AirApp ->
@@ -26,6 +29,11 @@ export interface ChainOptions {
   spool?: boolean;
   /** Extra top-level ground config (e.g. `policy`). */
   ground?: Record<string, unknown>;
+  /**
+   * Put the air side on its own broker, bridged to the gateway's by a man in the middle that can
+   * hold, delay, duplicate or reorder traffic (`chain.mitm`).
+   */
+  mitm?: boolean;
 }
 
 export class Chain {
@@ -39,6 +47,8 @@ export class Chain {
   air: AirApp | null = null;
   ground: GroundGateway | null = null;
   gcs: GcsClient | null = null;
+  mitm: MqttMitm | null = null;
+  private airBroker: Mosquitto | null = null;
   private readonly logger: Logger;
 
   constructor(private readonly opts: ChainOptions = {}) {
@@ -79,11 +89,12 @@ export class Chain {
   }
 
   async startAir(): Promise<void> {
+    const airBrokerUrl = this.opts.mitm === true ? await this.ensureMitm() : this.broker.url;
     this.air = new AirApp(airConfigSchema.parse({
       link: { url: `tcp://127.0.0.1:${this.simPort}` },
       vehicle: { id: this.vehicleId },
       keyFile: this.keyFile,
-      mqtt: { url: this.broker.url, reconnectPeriodMs: 300 },
+      mqtt: { url: airBrokerUrl, reconnectPeriodMs: 300 },
       ...(this.opts.tlog ? { tlog: { dir: join(this.dir, 'air-tlog'), flushIntervalMs: 200 } } : {}),
       ...(this.opts.spool ? { spool: { dir: join(this.dir, 'spool'), syncIntervalMs: 200 } } : {}),
       ...this.opts.air,
@@ -91,11 +102,24 @@ export class Chain {
     await this.air.start(new AbortController().signal);
   }
 
+  /** The air side's own broker and the bridge to the gateway's (made once); returns its URL. */
+  protected async ensureMitm(): Promise<string> {
+    if (this.airBroker === null) {
+      this.airBroker = new Mosquitto();
+      await this.airBroker.start();
+      this.mitm = new MqttMitm(this.broker.url, this.airBroker.url, MITM_PREFIX, 20);
+      await this.mitm.start();
+    }
+    return this.airBroker.url;
+  }
+
   async stop(): Promise<void> {
     this.gcs?.close();
     await this.air?.stop();
     await this.ground?.stop();
     await this.sim?.stop();
+    await this.mitm?.stop();
+    await this.airBroker?.dispose();
     await this.broker.dispose();
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
   }
