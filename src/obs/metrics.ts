@@ -1,3 +1,5 @@
+import type { MqttLinkStats } from '../uplink/mqtt-client.js';
+
 /**
  * Prometheus metrics, computed from the daemon's snapshot at scrape time (collect callbacks): the
  * hot paths keep their plain counters and never touch prom-client. prom-client itself (~11 MB of
@@ -56,16 +58,8 @@ export interface SessionSample {
   framesRefused?: number;
 }
 
-export interface BrokerSample {
-  connected: boolean;
-  connects: number;
-  published: number;
-  publishErrors: number;
-  received: number;
-  outboxBytes: number;
-  outboxDropped: number;
-  qos0DroppedOffline: number;
-}
+/** The MQTT link's own counters (src/uplink/mqtt-client.ts), the ones exported as metrics. */
+export type BrokerSample = Pick<MqttLinkStats, 'connected' | 'connects' | 'published' | 'publishErrors' | 'received' | 'outboxBytes' | 'outboxDropped' | 'qos0DroppedOffline'>;
 
 export interface TlogSample {
   vehicle?: string;

@@ -15,6 +15,7 @@ import type { AirRelayStats } from '../../src/app/relay-air.js';
 import type { GroundVehicleStats } from '../../src/app/relay-ground.js';
 import { silentLogger } from '../../src/obs/logger.js';
 import { Chain } from '../fakes/chain.js';
+import { until as waitUntil, rejectedDiff as diff, type Rejected } from '../fakes/wait.js';
 import { GcsClient } from '../fakes/gcs-client.js';
 import { freePort } from '../fakes/mosquitto.js';
 import { CommandProbe, EnvelopeOracle, MqttSpy, envelopeHeader, isTaggedCommand, type BridgedMessage, type SpiedMessage } from '../fakes/mqtt-spy.js';
@@ -45,7 +46,6 @@ const DO_SET_MODE = 176;
 const ARM_DISARM = 400;
 const CUSTOM_MODE = 1;
 
-type Rejected = Partial<Record<string, number>>;
 
 class FleetChain extends Chain {
   keyFile2 = '';
@@ -131,23 +131,6 @@ function vehicle(): { mode: number; armed: boolean } {
 function total(r: Rejected): number {
   return Object.values(r).reduce<number>((a, b) => a + (b ?? 0), 0);
 }
-function diff(before: Rejected, after: Rejected): Rejected {
-  const out: Rejected = {};
-  for (const k of new Set([...Object.keys(before), ...Object.keys(after)])) {
-    const d = (after[k] ?? 0) - (before[k] ?? 0);
-    if (d !== 0) out[k] = d;
-  }
-  return out;
-}
-
-async function waitUntil(pred: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!pred()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await sleep(20);
-  }
-}
-
 /** Both ends agree on one session for the vehicle, and traffic under it flows both ways. */
 async function linked(getAir: () => AirRelayStats = air, vehicleId = V1): Promise<string> {
   await waitUntil(() => {

@@ -5,6 +5,7 @@ import type { common, minimal } from 'node-mavlink';
 import { deriveHandshakeKeys, encodeRehello, readKeyFile } from '../../src/crypto/index.js';
 import type { AirRelayStats } from '../../src/app/relay-air.js';
 import { Chain } from '../fakes/chain.js';
+import { until as waitUntil, rejectedDiff as diff } from '../fakes/wait.js';
 import { squareMission, type GcsClient } from '../fakes/gcs-client.js';
 import { CommandProbe, EnvelopeOracle, MqttSpy, envelopeHeader, isTaggedCommand, type BridgedMessage } from '../fakes/mqtt-spy.js';
 
@@ -22,24 +23,6 @@ const DO_SET_MODE = 176;
 const CUSTOM_MODE = 1;
 const SIM = { speedup: 4, gpsDelayMs: 0, paramDefaults: { ARMING_CHECK: 0, DISARM_DELAY: 0 } };
 
-type Rejected = Partial<Record<string, number>>;
-
-function diff(before: Rejected, after: Rejected): Rejected {
-  const out: Rejected = {};
-  for (const k of new Set([...Object.keys(before), ...Object.keys(after)])) {
-    const d = (after[k] ?? 0) - (before[k] ?? 0);
-    if (d !== 0) out[k] = d;
-  }
-  return out;
-}
-
-async function waitUntil(pred: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!pred()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await sleep(20);
-  }
-}
 
 function airStats(chain: Chain): AirRelayStats {
   return chain.air!.snapshot().relay!;

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { common, minimal } from 'node-mavlink';
 import type { AirRelayStats } from '../../src/app/relay-air.js';
 import { Chain } from '../fakes/chain.js';
+import { until as waitUntil } from '../fakes/wait.js';
 import { CommandProbe, type BridgedMessage } from '../fakes/mqtt-spy.js';
 
 /**
@@ -30,14 +31,6 @@ const probe = new CommandProbe();
 /** Down messages the delay hook still holds (timers pending). */
 let inFlight = 0;
 let delayMs = 0;
-
-async function waitUntil(pred: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!pred()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await sleep(20);
-  }
-}
 
 function airStats(): AirRelayStats {
   return chain.air!.snapshot().relay!;
