@@ -83,6 +83,9 @@ export async function runDaemon(io: CliIo, app: { start(s: AbortSignal): Promise
 
 const VERSION = '0.1.0';
 
+/** Every daemon takes it; one spelling of its help. */
+const LOG_LEVEL_OPTION: OptionSpec = { type: 'string', help: 'fatal|error|warn|info|debug|trace (default info; env MAVMQ_LOG_LEVEL)' };
+
 const airCommand: Command = {
   name: 'air',
   summary: 'run the onboard side: autopilot link, local router, recorder (and the MQTT relay when configured)',
@@ -97,7 +100,7 @@ const airCommand: Command = {
     key: { type: 'string', help: 'the vehicle key file from `mavmq keys new` (mode 0600; env MAVMQ_KEY_FILE)' },
     'mqtt-version': { type: 'string', help: '5 (default) or 4 for MQTT 3.1.1 brokers' },
     http: HTTP_OPTION,
-    'log-level': { type: 'string', help: 'fatal|error|warn|info|debug|trace' },
+    'log-level': LOG_LEVEL_OPTION,
   },
   examples: [
     'mavmq air --link serial:///dev/ttyACM0?baud=921600 --endpoint udp://127.0.0.1:14550',
@@ -170,7 +173,7 @@ const groundCommand: Command = {
     'tlog-dir': { type: 'string', help: 'record each vehicle\'s frames into rotating .tlog files here' },
     'mqtt-version': { type: 'string', help: '5 (default) or 4 for MQTT 3.1.1 brokers' },
     http: HTTP_OPTION,
-    'log-level': { type: 'string', help: 'fatal|error|warn|info|debug|trace' },
+    'log-level': LOG_LEVEL_OPTION,
   },
   examples: [
     'mavmq ground --broker mqtt://127.0.0.1:1883 --vehicle drone-1=keys/drone-1.key --gcs udp://127.0.0.1:14550 --gcs tcp-listen://127.0.0.1:5760',
@@ -233,7 +236,7 @@ const simCommand: Command = {
     sysid: { type: 'string', help: 'MAVLink system id (default 1, or SYSID_THISMAV from the params file)' },
     'params-file': { type: 'string', help: 'keep parameter changes across restarts in this JSON file' },
     'gps-delay-ms': { type: 'string', help: 'time to the first GPS 3D fix (arming is refused before it); default 3000' },
-    'log-level': { type: 'string', help: 'fatal|error|warn|info|debug|trace' },
+    'log-level': LOG_LEVEL_OPTION,
   },
   examples: [
     'mavmq sim --link tcp-listen://127.0.0.1:5760        # then: mavproxy.py --master=tcp:127.0.0.1:5760',
@@ -267,7 +270,7 @@ const demoCommand: Command = {
     broker: { type: 'string', help: 'use this MQTT broker instead of the in-process one' },
     speedup: { type: 'string', help: 'simulated vehicle time speed-up (default 1)' },
     'no-pty': { type: 'boolean', help: 'connect the simulated autopilot over TCP even when socat is installed' },
-    'log-level': { type: 'string', help: 'fatal|error|warn|info|debug|trace' },
+    'log-level': LOG_LEVEL_OPTION,
   },
   examples: ['npm start', 'npx mavmq demo --gcs-udp-port 14551 --broker mqtt://127.0.0.1:1883'],
   run: async (args, io) => {

@@ -16,6 +16,7 @@ export const ENV_OVERRIDES = {
   MAVMQ_VEHICLE_ID: 'vehicle.id',
   MAVMQ_MQTT_URL: 'mqtt.url',
   MAVMQ_KEY_FILE: 'keyFile',
+  MAVMQ_LOG_LEVEL: 'log.level',
 } as const;
 
 export interface LoadOptions {
@@ -187,9 +188,10 @@ function validate<S extends z.ZodType>(schema: S, raw: Record<string, unknown>, 
   throw new MavmqError(ErrorCodes.CONFIG_INVALID, `${what} has ${problems.length} problem${problems.length === 1 ? '' : 's'}`, { problems });
 }
 
-function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, only?: readonly string[]): Record<string, unknown> {
   const over: Record<string, unknown> = {};
   for (const [name, path] of Object.entries(ENV_OVERRIDES)) {
+    if (only !== undefined && !only.includes(name)) continue;
     const v = env[name];
     if (v !== undefined && v !== '') setPath(over, path, v);
   }
@@ -208,7 +210,8 @@ export async function loadAirConfig(opts: LoadOptions = {}): Promise<AirConfig> 
 
 export async function loadGroundConfig(opts: LoadOptions = {}): Promise<GroundConfig> {
   const src = await readSource(opts.file);
-  const raw = deepMerge(src.raw, opts.overrides ?? {});
+  // The gateway serves a fleet: of the field overrides only the log level applies to it.
+  const raw = deepMerge(applyEnv(src.raw, opts.env ?? process.env, ['MAVMQ_LOG_LEVEL']), opts.overrides ?? {});
   return validate(groundConfigSchema, raw, src, opts.file ? `config ${opts.file}` : 'configuration');
 }
 
@@ -216,6 +219,6 @@ export async function loadGroundConfig(opts: LoadOptions = {}): Promise<GroundCo
 export async function checkConfigFile(file: string, env: NodeJS.ProcessEnv = {}): Promise<{ role: ConfigRole; config: AirConfig | GroundConfig }> {
   const src = await readSource(file);
   const role = src.raw['role'] === 'ground' ? 'ground' : 'air';
-  if (role === 'ground') return { role, config: validate(groundConfigSchema, src.raw, src, `config ${file}`) };
+  if (role === 'ground') return { role, config: validate(groundConfigSchema, applyEnv(src.raw, env, ['MAVMQ_LOG_LEVEL']), src, `config ${file}`) };
   return { role, config: validate(airConfigSchema, applyEnv(src.raw, env), src, `config ${file}`) };
 }

@@ -81,6 +81,13 @@ describe('config', () => {
     assert.equal(c2.link.url, 'udp://127.0.0.1:14551');
   });
 
+  test('MAVMQ_LOG_LEVEL sets the daemons\' log level, and a bad value is a config error naming it', async () => {
+    const c = await loadAirConfig({ overrides: { link: { url: 'tcp://127.0.0.1:5760' } }, env: { MAVMQ_LOG_LEVEL: 'debug' } });
+    assert.equal(c.log.level, 'debug');
+    const err = await problemsOf(loadAirConfig({ overrides: { link: { url: 'tcp://127.0.0.1:5760' } }, env: { MAVMQ_LOG_LEVEL: 'loud' } }));
+    assert.ok(err.problems.some((p) => p.path.startsWith('log.level')));
+  });
+
   test('repeated --endpoint flags append to the file\'s endpoints', async () => {
     const p = await file('link:\n  url: tcp://127.0.0.1:5760\nendpoints:\n  - url: udp://127.0.0.1:14550\n');
     const c = await loadAirConfig({ file: p, env: {}, appendEndpoints: ['tcp-listen://127.0.0.1:5800'] });
